@@ -1,0 +1,66 @@
+"""Bedside vital signs on ``twin.vitals`` (contract fixed by issue #2).
+
+Example::
+
+    {"event_id": "monitor-7:000123", "patient_id": "p-0001",
+     "observed_at": "2026-11-23T10:15:00Z", "source": "monitor-7",
+     "heart_rate": 92, "respiratory_rate": 18, "spo2": 95,
+     "systolic_bp": 118, "diastolic_bp": 76, "temperature_c": 37.2,
+     "consciousness": "A", "on_oxygen": false}
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
+
+from schemas.base import EventId, PatientId, SourceName, WireModel, check_plausible
+
+__all__ = ["PLAUSIBLE_VITALS", "VITAL_FIELDS", "Consciousness", "VitalsEvent"]
+
+Consciousness = Literal["A", "C", "V", "P", "U"]
+"""ACVPU: Alert, new Confusion, responds to Voice, to Pain, Unresponsive."""
+
+# Physiological plausibility bounds (inclusive). A value outside is a device
+# or transcription error, not a patient state: it is dead-lettered, never clamped.
+PLAUSIBLE_VITALS: dict[str, tuple[float, float, str]] = {
+    "heart_rate": (0, 300, "bpm"),
+    "respiratory_rate": (0, 80, "/min"),
+    "spo2": (0, 100, "%"),
+    "systolic_bp": (20, 300, "mmHg"),
+    "diastolic_bp": (5, 200, "mmHg"),
+    "temperature_c": (25, 45, "degC"),
+}
+
+VITAL_FIELDS: tuple[str, ...] = (*PLAUSIBLE_VITALS, "consciousness", "on_oxygen")
+
+
+class VitalsEvent(WireModel):
+    """One set of bedside observations for one patient at one event time."""
+
+    event_id: EventId
+    patient_id: PatientId
+    observed_at: AwareDatetime = Field(description="Event time, ISO 8601 with offset.")
+    source: SourceName | None = None
+    heart_rate: float | None = Field(None, description="Pulse, beats per minute (bpm).")
+    respiratory_rate: float | None = Field(None, description="Breaths per minute.")
+    spo2: float | None = Field(None, description="Peripheral oxygen saturation, %.")
+    systolic_bp: float | None = Field(None, description="Systolic blood pressure, mmHg.")
+    diastolic_bp: float | None = Field(None, description="Diastolic blood pressure, mmHg.")
+    temperature_c: float | None = Field(None, description="Body temperature, degrees Celsius.")
+    consciousness: Consciousness | None = Field(None, description="ACVPU level.")
+    on_oxygen: bool | None = Field(None, description="Receiving supplemental oxygen.")
+
+    @field_validator(*PLAUSIBLE_VITALS)
+    @classmethod
+    def _plausible(cls, value: float | None, info: ValidationInfo) -> float | None:
+        low, high, unit = PLAUSIBLE_VITALS[str(info.field_name)]
+        check_plausible(str(info.field_name), value, low, high, unit)
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if all(getattr(self, name) is None for name in VITAL_FIELDS):
+            raise ValueError("at least one measurement is required")
+        return self
