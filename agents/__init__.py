@@ -1,0 +1,1 @@
+"""Thin Faust agents: decode -> twin core -> commit to the store -> send alerts."""

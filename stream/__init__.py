@@ -1,0 +1,1 @@
+"""I/O wiring: settings, Faust app and topics, Redis twin store, dead letters, CLI."""
