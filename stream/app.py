@@ -1,0 +1,109 @@
+"""The Faust application, its topics, and the process-wide twin updater.
+
+Agents live in :mod:`agents`; they import ``app`` and ``runtime`` from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+
+from stream.settings import Settings, get_settings
+from stream.store import TwinStore, open_store
+from stream.updater import TwinUpdater
+
+__all__ = ["FaustSink", "Runtime", "app", "create_app", "runtime"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app configured for fast failure detection and raw-bytes topics."""
+    credentials = None
+    if settings.kafka_sasl_mechanism:
+        pw = settings.kafka_sasl_password
+        credentials = faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=pw.get_secret_value() if pw else None,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=None,
+        )
+    return faust.App(
+        "twinstream",
+        id=settings.consumer_group,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=credentials,
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        web_enabled=False,
+        autodiscover=False,
+        # A dead worker is noticed in ~10 s, not Faust's default 60 s.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        stream_wait_empty=False,
+    )
+
+
+class FaustSink:
+    """Sends outputs through the app's producer and waits for the broker's ack."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self._topics: dict[str, Any] = {}
+
+    async def send(self, topic: str, items: Sequence[tuple[bytes | None, bytes]]) -> None:
+        t = self._topics.get(topic)
+        if t is None:
+            t = self._topics[topic] = self.app.topic(
+                topic, key_serializer="raw", value_serializer="raw"
+            )
+        futures = [await t.send(key=k, value=v) for k, v in items]
+        await asyncio.gather(*futures)
+
+
+class Runtime:
+    """Lazily built, process-wide store and updater (built inside the worker's loop)."""
+
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self._store: TwinStore | None = None
+        self._updater: TwinUpdater | None = None
+
+    @property
+    def updater(self) -> TwinUpdater:
+        if self._updater is None:
+            self._store = open_store(
+                self.settings.redis_url, self.settings.partitions, self.settings.key_prefix
+            )
+            self._updater = TwinUpdater(self.settings, self._store, FaustSink(self.app))
+        return self._updater
+
+    def revoked(self, partitions: set[int]) -> None:
+        if self._updater is not None:
+            self._updater.on_revoked(partitions)
+
+
+settings = get_settings()
+app = create_app(settings)
+runtime = Runtime(app, settings)
+input_channel = app.topic(
+    *settings.input_topics(),
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+)
+
+
+@app.on_partitions_revoked.connect
+async def _on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+    runtime.revoked({tp.partition for tp in revoked})

@@ -1,0 +1,26 @@
+"""Small ports between the updater and the outside world."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["Envelope", "OutputSink"]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One consumed Kafka record, as the updater sees it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class OutputSink(Protocol):
+    """Where alerts and dead letters go; ``send`` returns once the broker has them."""
+
+    async def send(self, topic: str, items: Sequence[tuple[bytes | None, bytes]]) -> None: ...

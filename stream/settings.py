@@ -1,0 +1,72 @@
+"""Runtime settings: one frozen object read from ``TWIN_*`` environment variables.
+
+Secrets (the Kafka SASL password, the API token) come from the environment
+only; they are ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """Every knob of a twinstream process. Environment prefix ``TWIN_``."""
+
+    model_config = SettingsConfigDict(env_prefix="TWIN_", frozen=True, extra="ignore")
+
+    # --- Kafka -------------------------------------------------------------
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="host:port[,host:port]")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    partitions: int = Field(8, ge=1, le=1024, description="Partitions of every twin topic.")
+    replication_factor: int = Field(1, ge=1)
+    consumer_group: str = "twinstream"
+
+    # --- topics --------------------------------------------------------------
+    topic_vitals: str = "twin.vitals"
+    topic_labs: str = "twin.labs"
+    topic_wearables: str = "twin.wearables"
+    topic_profiles: str = "twin.profiles"
+    topic_fhir: str = "twin.fhir"
+    topic_outcomes: str = "twin.outcomes"
+    topic_alert_acks: str = "twin.alert-acks"
+    topic_alerts: str = "twin.alerts"
+    topic_deadletter: str = "twin.deadletter"
+
+    # --- state -------------------------------------------------------------
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Twin store: redis://... or memory://"
+    )
+    key_prefix: str = Field("ts", pattern=r"^[a-z0-9_]{1,16}$")
+
+    # --- processing ----------------------------------------------------------
+    batch_max: int = Field(500, ge=1, description="Events per micro-batch at most.")
+    batch_within_ms: int = Field(10, ge=1, description="Longest wait to fill a batch.")
+    lateness_minutes: float = Field(
+        60.0, ge=0, description="Events older than this (event time) raise no current alert."
+    )
+    vitals_fresh_minutes: float = Field(60.0, gt=0, description="Vitals used for scores.")
+
+    # --- API ---------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_token: SecretStr | None = None
+
+    def input_topics(self) -> tuple[str, ...]:
+        """Topics the twin updater consumes, co-partitioned by ``patient_id``."""
+        return (self.topic_vitals,)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,282 @@
+"""The twin store port and its two backends, chosen by URL.
+
+``memory://`` keeps everything in this process (tests, demos without Redis);
+``redis://host:port/db`` keeps it in Redis. Both give the same guarantees:
+
+* A partition is *claimed* on assignment, which bumps its epoch. A commit
+  carrying an older epoch is rejected with :class:`StaleEpochError`, so a
+  worker that lost its partition (a paused process waking up late) cannot
+  overwrite the new owner's twins.
+* :meth:`TwinStore.commit_batch` writes the changed twins, the partition's
+  last applied offset per topic and the batch's pending alerts (the outbox)
+  in one atomic step. Offsets only move forward.
+
+Redis key layout (every key of a partition shares the hash tag ``{pN}`` so a
+Redis Cluster can run the commit script in one slot)::
+
+    <prefix>:{p3}:epoch          string  owner epoch
+    <prefix>:{p3}:offsets        hash    topic -> last applied offset
+    <prefix>:{p3}:outbox         list    alerts committed but not yet confirmed sent
+    <prefix>:{p3}:patients       set     patient ids with a twin in this partition
+    <prefix>:{p3}:twin:<patient> string  encoded twin
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+__all__ = [
+    "MemoryTwinStore",
+    "PartitionClaim",
+    "RedisTwinStore",
+    "StaleEpochError",
+    "StoreError",
+    "TwinStore",
+    "open_store",
+]
+
+
+class StoreError(Exception):
+    """The twin store failed. Check that Redis is up and ``TWIN_REDIS_URL`` is right."""
+
+
+class StaleEpochError(StoreError):
+    """This worker no longer owns the partition: another worker claimed it since.
+
+    Nothing was written. Drop the partition's in-memory twins; the new owner
+    replays from the last committed offset.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionClaim:
+    """What a worker learns when it takes a partition."""
+
+    partition: int
+    epoch: int
+    offsets: Mapping[str, int]
+    outbox: Sequence[bytes]
+
+
+class TwinStore(Protocol):
+    """Where twins live between batches."""
+
+    async def claim_partition(self, partition: int) -> PartitionClaim: ...
+
+    async def load_twins(self, partition: int, patient_ids: Sequence[str]) -> dict[str, bytes]: ...
+
+    async def commit_batch(
+        self,
+        partition: int,
+        epoch: int,
+        twins: Mapping[str, bytes],
+        offsets: Mapping[str, int],
+        outbox: Sequence[bytes] = (),
+    ) -> None: ...
+
+    async def ack_outbox(self, partition: int, epoch: int, count: int) -> None: ...
+
+    async def get_twin(self, patient_id: str) -> bytes | None: ...
+
+    async def patient_ids(self, partition: int) -> list[str]: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class _MemPartition:
+    epoch: int = 0
+    offsets: dict[str, int] = field(default_factory=dict)
+    outbox: list[bytes] = field(default_factory=list)
+    twins: dict[str, bytes] = field(default_factory=dict)
+
+
+class MemoryTwinStore:
+    """An in-process store with the same contract as Redis (not a mock)."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self._parts: dict[int, _MemPartition] = {}
+
+    def _part(self, partition: int) -> _MemPartition:
+        return self._parts.setdefault(partition, _MemPartition())
+
+    async def claim_partition(self, partition: int) -> PartitionClaim:
+        part = self._part(partition)
+        part.epoch += 1
+        return PartitionClaim(partition, part.epoch, dict(part.offsets), list(part.outbox))
+
+    async def load_twins(self, partition: int, patient_ids: Sequence[str]) -> dict[str, bytes]:
+        twins = self._part(partition).twins
+        return {pid: twins[pid] for pid in patient_ids if pid in twins}
+
+    async def commit_batch(
+        self,
+        partition: int,
+        epoch: int,
+        twins: Mapping[str, bytes],
+        offsets: Mapping[str, int],
+        outbox: Sequence[bytes] = (),
+    ) -> None:
+        part = self._part(partition)
+        if part.epoch != epoch:
+            raise StaleEpochError(f"partition {partition}: epoch {epoch} != {part.epoch}")
+        for topic, offset in offsets.items():
+            if offset <= part.offsets.get(topic, -1):
+                raise StaleEpochError(f"partition {partition}: offset of {topic} went back")
+        part.twins.update(twins)
+        part.offsets.update(offsets)
+        part.outbox.extend(outbox)
+
+    async def ack_outbox(self, partition: int, epoch: int, count: int) -> None:
+        part = self._part(partition)
+        if part.epoch == epoch:
+            del part.outbox[:count]
+
+    async def get_twin(self, patient_id: str) -> bytes | None:
+        for part in self._parts.values():
+            if patient_id in part.twins:
+                return part.twins[patient_id]
+        return None
+
+    async def patient_ids(self, partition: int) -> list[str]:
+        return sorted(self._part(partition).twins)
+
+    async def close(self) -> None:
+        return None
+
+
+# KEYS: epoch, offsets, outbox, patients, twin keys...
+# ARGV: epoch, n_offsets, (topic, offset)*, n_outbox, outbox*, (patient_id, twin)*
+_COMMIT_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('STALE_EPOCH')
+end
+local i = 2
+local n_off = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n_off do
+  local cur = redis.call('HGET', KEYS[2], ARGV[i])
+  if cur and tonumber(cur) >= tonumber(ARGV[i + 1]) then
+    return redis.error_reply('STALE_OFFSET')
+  end
+  i = i + 2
+end
+i = 3
+for _ = 1, n_off do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2
+end
+local n_out = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n_out do
+  redis.call('RPUSH', KEYS[3], ARGV[i]); i = i + 1
+end
+for k = 5, #KEYS do
+  redis.call('SADD', KEYS[4], ARGV[i])
+  redis.call('SET', KEYS[k], ARGV[i + 1])
+  i = i + 2
+end
+return #KEYS - 4
+"""
+
+# KEYS: epoch, outbox. ARGV: epoch, count
+_ACK_OUTBOX_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)
+return 1
+"""
+
+
+class RedisTwinStore:
+    """Twins in Redis, one atomic Lua commit per micro-batch and partition."""
+
+    def __init__(self, url: str, partitions: int, prefix: str = "ts") -> None:
+        self.partitions = partitions
+        self.prefix = prefix
+        self.redis = aioredis.Redis.from_url(url, decode_responses=False)
+        self._commit = self.redis.register_script(_COMMIT_LUA)
+        self._ack = self.redis.register_script(_ACK_OUTBOX_LUA)
+
+    def key(self, partition: int, name: str) -> str:
+        """The key ``name`` of ``partition``, with the partition's hash tag."""
+        return f"{self.prefix}:{{p{partition}}}:{name}"
+
+    def twin_key(self, partition: int, patient_id: str) -> str:
+        return self.key(partition, f"twin:{patient_id}")
+
+    async def claim_partition(self, partition: int) -> PartitionClaim:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(self.key(partition, "epoch"))
+            pipe.hgetall(self.key(partition, "offsets"))
+            pipe.lrange(self.key(partition, "outbox"), 0, -1)
+            epoch, offsets, outbox = await pipe.execute()
+        return PartitionClaim(
+            partition,
+            int(epoch),
+            {k.decode(): int(v) for k, v in offsets.items()},
+            list(outbox),
+        )
+
+    async def load_twins(self, partition: int, patient_ids: Sequence[str]) -> dict[str, bytes]:
+        if not patient_ids:
+            return {}
+        values = await self.redis.mget([self.twin_key(partition, p) for p in patient_ids])
+        return {p: v for p, v in zip(patient_ids, values, strict=True) if v is not None}
+
+    async def commit_batch(
+        self,
+        partition: int,
+        epoch: int,
+        twins: Mapping[str, bytes],
+        offsets: Mapping[str, int],
+        outbox: Sequence[bytes] = (),
+    ) -> None:
+        keys = [self.key(partition, n) for n in ("epoch", "offsets", "outbox", "patients")]
+        args: list[str | int | bytes] = [epoch, len(offsets)]
+        for topic, offset in offsets.items():
+            args += [topic, offset]
+        args.append(len(outbox))
+        args.extend(outbox)
+        for pid, raw in twins.items():
+            keys.append(self.twin_key(partition, pid))
+            args += [pid, raw]
+        try:
+            await self._commit(keys=keys, args=args)
+        except ResponseError as exc:
+            if "STALE_" in str(exc):
+                raise StaleEpochError(f"partition {partition}: {exc}") from exc
+            raise StoreError(str(exc)) from exc
+
+    async def ack_outbox(self, partition: int, epoch: int, count: int) -> None:
+        await self._ack(
+            keys=[self.key(partition, "epoch"), self.key(partition, "outbox")],
+            args=[epoch, count],
+        )
+
+    async def get_twin(self, patient_id: str) -> bytes | None:
+        keys = [self.twin_key(p, patient_id) for p in range(self.partitions)]
+        for value in await self.redis.mget(keys):
+            if value is not None:
+                return bytes(value)
+        return None
+
+    async def patient_ids(self, partition: int) -> list[str]:
+        members = await self.redis.smembers(self.key(partition, "patients"))
+        return sorted(m.decode() for m in members)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def open_store(url: str, partitions: int, prefix: str = "ts") -> TwinStore:
+    """Open the store named by ``url`` (``memory://`` or ``redis://...``)."""
+    if url.startswith("memory://"):
+        return MemoryTwinStore(partitions)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisTwinStore(url, partitions, prefix)
+    raise StoreError(
+        f"unsupported store URL scheme in {url.split('://')[0]!r}: use memory:// or redis://"
+    )

@@ -1,0 +1,111 @@
+"""The updater with in-memory ports: exactly-once bookkeeping without a broker."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+import pytest
+
+from stream.ports import Envelope
+from stream.settings import Settings
+from stream.store import MemoryTwinStore
+from stream.updater import TwinUpdater
+from twin.codec import decode_twin
+
+pytestmark = pytest.mark.agents
+
+T0 = 1_800_000_000.0
+
+
+class ListSink:
+    """A real in-memory sink: keeps what was sent, per topic."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, list[tuple[bytes | None, bytes]]] = {}
+
+    async def send(self, topic: str, items: Sequence[tuple[bytes | None, bytes]]) -> None:
+        self.sent.setdefault(topic, []).extend(items)
+
+
+def vitals(pid: str, seq: int, **values: object) -> bytes:
+    from datetime import UTC, datetime
+
+    at = datetime.fromtimestamp(T0 + seq * 60, tz=UTC).isoformat()
+    return orjson.dumps(
+        {"event_id": f"{pid}:{seq}", "patient_id": pid, "observed_at": at, **values}
+    )
+
+
+def env(offset: int, value: bytes, partition: int = 0) -> Envelope:
+    return Envelope("twin.vitals", partition, offset, b"k", value)
+
+
+@pytest.fixture
+def parts() -> tuple[Settings, MemoryTwinStore, ListSink]:
+    return Settings(), MemoryTwinStore(8), ListSink()
+
+
+async def test_applies_alerts_and_dead_letters(
+    parts: tuple[Settings, MemoryTwinStore, ListSink],
+) -> None:
+    settings, store, sink = parts
+    up = TwinUpdater(settings, store, sink)
+    await up.process(
+        [
+            env(0, vitals("p1", 0, heart_rate=80, spo2=97)),
+            env(1, vitals("p1", 1, spo2=90)),  # SpO2 <= 91 scores 3
+            env(2, b"{broken"),
+            env(3, vitals("p2", 1, heart_rate=999)),  # implausible
+        ]
+    )
+    twin = decode_twin(await store.get_twin("p1") or b"")
+    assert twin.latest["spo2"].value == 90
+    assert twin.latest["heart_rate"].value == 80
+    alerts = [orjson.loads(v) for _, v in sink.sent["twin.alerts"]]
+    assert [(a["status"], a["rule"]) for a in alerts] == [("open", "news2.red_score")]
+    assert alerts[0]["details"]["parameters_scoring_3"] == ["spo2"]
+    dead = [orjson.loads(v) for _, v in sink.sent["twin.deadletter"]]
+    assert [(d["reason"], d["offset"]) for d in dead] == [("malformed_json", 2), ("implausible", 3)]
+    assert "999" not in dead[1]["error"]
+    c = up.counters
+    assert (c.consumed, c.applied, sum(c.dead_lettered.values())) == (4, 2, 2)
+    assert c.balanced()
+
+
+async def test_replay_changes_nothing(parts: tuple[Settings, MemoryTwinStore, ListSink]) -> None:
+    settings, store, sink = parts
+    batch = [env(i, vitals("p1", i, spo2=90 if i == 3 else 97)) for i in range(6)]
+    first = TwinUpdater(settings, store, sink)
+    await first.process(batch)
+    before = await store.get_twin("p1")
+    # A restarted worker sees the same records again: all are skipped.
+    second = TwinUpdater(settings, store, sink)
+    await second.process(batch)
+    assert await store.get_twin("p1") == before
+    assert second.counters.replay_skipped == 6 and second.counters.applied == 0
+    assert len(sink.sent["twin.alerts"]) == 2  # opened at 3, resolved at 4; not re-sent
+
+
+async def test_stale_worker_is_fenced(parts: tuple[Settings, MemoryTwinStore, ListSink]) -> None:
+    settings, store, sink = parts
+    old = TwinUpdater(settings, store, sink)
+    await old.process([env(0, vitals("p1", 0, heart_rate=70))])
+    new = TwinUpdater(settings, store, sink)  # takes the partition over
+    await new.process([env(1, vitals("p1", 1, heart_rate=71))])
+    await old.process([env(2, vitals("p1", 2, heart_rate=140))])  # wakes up late
+    assert decode_twin(await store.get_twin("p1") or b"").latest["heart_rate"].value == 71
+    assert old.counters.handed_over == 1 and old.counters.balanced()
+
+
+async def test_latest_by_event_time_not_arrival(
+    parts: tuple[Settings, MemoryTwinStore, ListSink],
+) -> None:
+    settings, store, sink = parts
+    up = TwinUpdater(settings, store, sink)
+    await up.process(
+        [env(0, vitals("p1", 5, heart_rate=100)), env(1, vitals("p1", 2, heart_rate=60))]
+    )
+    twin = decode_twin(await store.get_twin("p1") or b"")
+    assert twin.latest["heart_rate"].value == 100
+    assert twin.events_applied == 2
