@@ -22,7 +22,9 @@ M = TypeVar("M", bound=BaseModel)
 
 # Error types that mean "the value is there and typed right but not believable".
 _IMPLAUSIBLE = frozenset({"implausible"})
-_OWN_MESSAGES = frozenset({"implausible", "value_error", "unknown_unit", "unsupported_code"})
+_OWN_MESSAGES = frozenset(
+    {"implausible", "value_error", "unknown_unit", "unsupported_code", "loinc_mismatch"}
+)
 
 
 @dataclass(frozen=True, slots=True)
