@@ -33,8 +33,7 @@ def create_app(settings: Settings) -> faust.App:
             ssl_context=None,
         )
     return faust.App(
-        "twinstream",
-        id=settings.consumer_group,
+        settings.consumer_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
         broker_credentials=credentials,
         store="memory://",

@@ -71,27 +71,37 @@ async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> None:
             await asyncio.sleep(1.0)
     try:
         wanted = all_topics(settings)
-        existing = {t["topic"]: t for t in await admin.describe_topics(list(wanted))}
-        missing = [t for t in wanted if not existing.get(t, {}).get("partitions")]
+        # list_topics() asks for all topics; naming topics in a metadata request
+        # could make a broker with auto-create on create them with its defaults.
+        present = set(await admin.list_topics())
+        missing = [t for t in wanted if t not in present]
         if missing:
-            await admin.create_topics(
+            response = await admin.create_topics(
                 [NewTopic(t, settings.partitions, settings.replication_factor) for t in missing]
             )
+            for topic, code, *_ in response.topic_errors:
+                if code not in (0, 36):  # 36: TOPIC_ALREADY_EXISTS (a racing creator)
+                    raise TopicLayoutError(f"creating topic {topic} failed: error code {code}")
             log.info("created %d topics", len(missing))
-        for name, meta in existing.items():
-            count = len(meta.get("partitions") or [])
-            if count and count != settings.partitions:
-                raise TopicLayoutError(
-                    f"topic {name} has {count} partitions, expected {settings.partitions}"
-                )
-        # Wait until the new topics have leaders, so the first produce succeeds.
-        while missing:
-            meta = await admin.describe_topics(missing)
-            ready = {t["topic"] for t in meta if t.get("partitions") and t["error_code"] == 0}
-            missing = [t for t in missing if t not in ready]
-            if missing:
-                if asyncio.get_running_loop().time() > deadline:
-                    raise TimeoutError(f"topics not ready: {missing}")
-                await asyncio.sleep(0.2)
+        while True:
+            meta = {t["topic"]: t for t in await admin.describe_topics(list(wanted))}
+            for name, info in meta.items():
+                count = len(info.get("partitions") or [])
+                if count and count != settings.partitions:
+                    raise TopicLayoutError(
+                        f"topic {name} has {count} partitions, expected {settings.partitions}"
+                    )
+            # Wait until every partition has a leader, so the first produce succeeds.
+            ready = all(
+                info["error_code"] == 0
+                and info.get("partitions")
+                and all(p["error_code"] == 0 and p["leader"] >= 0 for p in info["partitions"])
+                for info in meta.values()
+            )
+            if ready and len(meta) == len(wanted):
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("twin topics have no leaders yet")
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()

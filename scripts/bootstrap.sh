@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Set up everything twinstream needs on a fresh Debian/Ubuntu machine with
+# Python 3.11+, Java 17 and Maven: a virtualenv with the package and its test
+# tools, redis-server (apt), and the pinned Kafka broker jars (Maven Central).
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.twinstream-installed
+want=$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "bootstrap: installing Python packages"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[test,replay]"
+  echo "$want" > "$stamp"
+fi
+# redis-server from apt and the Kafka jars from Maven Central (cached outside the repo).
+.venv/bin/python - <<'PYEOF'
+from stream.services import ensure_kafka_jars, ensure_redis_installed
+print("bootstrap: redis-server at", ensure_redis_installed())
+print("bootstrap: kafka jars in", ensure_kafka_jars())
+PYEOF
