@@ -103,6 +103,6 @@ input_channel = app.topic(
 )
 
 
-@app.on_partitions_revoked.connect
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]
 async def _on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
     runtime.revoked({tp.partition for tp in revoked})

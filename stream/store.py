@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -223,7 +223,8 @@ class RedisTwinStore:
     async def load_twins(self, partition: int, patient_ids: Sequence[str]) -> dict[str, bytes]:
         if not patient_ids:
             return {}
-        values = await self.redis.mget([self.twin_key(partition, p) for p in patient_ids])
+        keys = [self.twin_key(partition, p) for p in patient_ids]
+        values = cast(list[bytes | None], await self.redis.mget(keys))
         return {p: v for p, v in zip(patient_ids, values, strict=True) if v is not None}
 
     async def commit_batch(
@@ -258,13 +259,11 @@ class RedisTwinStore:
 
     async def get_twin(self, patient_id: str) -> bytes | None:
         keys = [self.twin_key(p, patient_id) for p in range(self.partitions)]
-        for value in await self.redis.mget(keys):
-            if value is not None:
-                return bytes(value)
-        return None
+        values = cast(list[bytes | None], await self.redis.mget(keys))
+        return next((v for v in values if v is not None), None)
 
     async def patient_ids(self, partition: int) -> list[str]:
-        members = await self.redis.smembers(self.key(partition, "patients"))
+        members = cast(set[bytes], await self.redis.smembers(self.key(partition, "patients")))
         return sorted(m.decode() for m in members)
 
     async def close(self) -> None:

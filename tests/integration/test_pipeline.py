@@ -47,7 +47,7 @@ def reading(pid: int, i: int) -> dict[str, object]:
     }
 
 
-async def collect(settings: Settings, want_alerts: int, want_dead: int, timeout: float, worker=None):
+async def collect(settings: Settings, want_alerts: int, want_dead: int, wait_s: float, worker=None):
     consumer = AIOKafkaConsumer(
         settings.topic_alerts,
         settings.topic_deadletter,
@@ -58,7 +58,7 @@ async def collect(settings: Settings, want_alerts: int, want_dead: int, timeout:
     await consumer.start()
     alerts: list[dict] = []
     dead: list[dict] = []
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + wait_s
     try:
         while time.monotonic() < deadline and (len(alerts) < want_alerts or len(dead) < want_dead):
             if worker is not None and worker.poll() is not None:
@@ -100,7 +100,7 @@ async def test_worker_applies_vitals_alerts_and_dead_letters(
 
     worker = spawn_worker(env=isolated_env, log_path=str(tmp_path / "worker.log"))
     try:
-        alerts, dead = await collect(settings, want_alerts=4, want_dead=1, timeout=90, worker=worker)
+        alerts, dead = await collect(settings, want_alerts=4, want_dead=1, wait_s=90, worker=worker)
     finally:
         await asyncio.to_thread(stop_process, worker)
     log = (tmp_path / "worker.log").read_text(errors="replace")
