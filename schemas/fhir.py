@@ -110,6 +110,7 @@ _PATIENT_REF = re.compile(
     r"^(?:[^/]+:/+[^\s]*/)?Patient/([A-Za-z0-9.\-]{1,64})(?:/_history/[A-Za-z0-9.\-]{1,64})?$"
 )
 _EVENT_ID_MAX = 200
+_REFERENCE_MAX = 1024
 
 FhirEvent = VitalsEvent | LabEvent
 R = TypeVar("R", Observation, Bundle)
@@ -137,7 +138,9 @@ def _describe_fhir_error(exc: ValidationError) -> str:
 
 def _patient_id(obs: Observation) -> str:
     reference = obs.subject.reference if obs.subject is not None else None
-    match = _PATIENT_REF.match(reference) if isinstance(reference, str) else None
+    match = None
+    if isinstance(reference, str) and len(reference) <= _REFERENCE_MAX:  # bounds regex time
+        match = _PATIENT_REF.match(reference)
     if match is None:
         raise _Reject("invalid", "subject.reference: must reference Patient/<id>")
     return match.group(1)
