@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from twin.config import TwinConfig
+
 __all__ = ["Settings", "get_settings"]
 
 
@@ -55,6 +57,13 @@ class Settings(BaseSettings):
         60.0, ge=0, description="Events older than this (event time) raise no current alert."
     )
     vitals_fresh_minutes: float = Field(60.0, gt=0, description="Vitals used for scores.")
+    dedupe_window: int = Field(32, ge=1, le=1024, description="Recent event ids per patient.")
+    alert_hold_minutes: float = Field(15.0, ge=0, description="Clear this long to resolve.")
+    alert_cooldown_minutes: float = Field(15.0, ge=0, description="No re-open after resolve.")
+    ack_silence_minutes: float = Field(60.0, ge=0, description="An ack silences reminders.")
+    reminder_minutes: float = Field(15.0, gt=0, description="Reminder interval, high alerts.")
+    stale_after_minutes: float = Field(240.0, gt=0, description="No vitals -> stale alert.")
+    stale_scan_seconds: float = Field(60.0, gt=0, description="Event-time between scans.")
 
     # --- API ---------------------------------------------------------------
     api_host: str = "127.0.0.1"
@@ -63,7 +72,27 @@ class Settings(BaseSettings):
 
     def input_topics(self) -> tuple[str, ...]:
         """Topics the twin updater consumes, co-partitioned by ``patient_id``."""
-        return (self.topic_vitals,)
+        return (
+            self.topic_vitals,
+            self.topic_labs,
+            self.topic_wearables,
+            self.topic_profiles,
+            self.topic_fhir,
+            self.topic_alert_acks,
+        )
+
+    def twin_config(self) -> TwinConfig:
+        """The pure core's configuration, from these settings."""
+        return TwinConfig(
+            lateness_s=self.lateness_minutes * 60,
+            fresh_s=self.vitals_fresh_minutes * 60,
+            dedupe_window=self.dedupe_window,
+            hold_s=self.alert_hold_minutes * 60,
+            cooldown_s=self.alert_cooldown_minutes * 60,
+            ack_silence_s=self.ack_silence_minutes * 60,
+            continuous_reminder_s=self.reminder_minutes * 60,
+            stale_after_s=self.stale_after_minutes * 60,
+        )
 
 
 @lru_cache(maxsize=1)

@@ -18,6 +18,8 @@ Redis Cluster can run the commit script in one slot)::
     <prefix>:{p3}:offsets        hash    topic -> last applied offset
     <prefix>:{p3}:outbox         list    alerts committed but not yet confirmed sent
     <prefix>:{p3}:patients       set     patient ids with a twin in this partition
+    <prefix>:{p3}:lastvitals     zset    patient id -> event time of newest vitals
+                                         (removed while a stale-data alert is open)
     <prefix>:{p3}:twin:<patient> string  encoded twin
 """
 
@@ -77,7 +79,10 @@ class TwinStore(Protocol):
         twins: Mapping[str, bytes],
         offsets: Mapping[str, int],
         outbox: Sequence[bytes] = (),
+        last_vitals: Mapping[str, float | None] | None = None,
     ) -> None: ...
+
+    async def stale_candidates(self, partition: int, before: float, limit: int) -> list[str]: ...
 
     async def ack_outbox(self, partition: int, epoch: int, count: int) -> None: ...
 
@@ -94,6 +99,7 @@ class _MemPartition:
     offsets: dict[str, int] = field(default_factory=dict)
     outbox: list[bytes] = field(default_factory=list)
     twins: dict[str, bytes] = field(default_factory=dict)
+    last_vitals: dict[str, float] = field(default_factory=dict)
 
 
 class MemoryTwinStore:
@@ -122,6 +128,7 @@ class MemoryTwinStore:
         twins: Mapping[str, bytes],
         offsets: Mapping[str, int],
         outbox: Sequence[bytes] = (),
+        last_vitals: Mapping[str, float | None] | None = None,
     ) -> None:
         part = self._part(partition)
         if part.epoch != epoch:
@@ -132,6 +139,15 @@ class MemoryTwinStore:
         part.twins.update(twins)
         part.offsets.update(offsets)
         part.outbox.extend(outbox)
+        for pid, at in (last_vitals or {}).items():
+            if at is None:
+                part.last_vitals.pop(pid, None)
+            else:
+                part.last_vitals[pid] = at
+
+    async def stale_candidates(self, partition: int, before: float, limit: int) -> list[str]:
+        lv = self._part(partition).last_vitals
+        return sorted((p for p, at in lv.items() if at <= before), key=lv.__getitem__)[:limit]
 
     async def ack_outbox(self, partition: int, epoch: int, count: int) -> None:
         part = self._part(partition)
@@ -151,8 +167,9 @@ class MemoryTwinStore:
         return None
 
 
-# KEYS: epoch, offsets, outbox, patients, twin keys...
-# ARGV: epoch, n_offsets, (topic, offset)*, n_outbox, outbox*, (patient_id, twin)*
+# KEYS: epoch, offsets, outbox, patients, lastvitals, twin keys...
+# ARGV: epoch, n_offsets, (topic, offset)*, n_outbox, outbox*, n_lastvitals,
+#       (patient_id, score or "-")*, (patient_id, twin)*
 _COMMIT_LUA = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('STALE_EPOCH')
@@ -174,12 +191,21 @@ local n_out = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n_out do
   redis.call('RPUSH', KEYS[3], ARGV[i]); i = i + 1
 end
-for k = 5, #KEYS do
+local n_lv = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n_lv do
+  if ARGV[i + 1] == '-' then
+    redis.call('ZREM', KEYS[5], ARGV[i])
+  else
+    redis.call('ZADD', KEYS[5], ARGV[i + 1], ARGV[i])
+  end
+  i = i + 2
+end
+for k = 6, #KEYS do
   redis.call('SADD', KEYS[4], ARGV[i])
   redis.call('SET', KEYS[k], ARGV[i + 1])
   i = i + 2
 end
-return #KEYS - 4
+return #KEYS - 5
 """
 
 # KEYS: epoch, outbox. ARGV: epoch, count
@@ -234,13 +260,19 @@ class RedisTwinStore:
         twins: Mapping[str, bytes],
         offsets: Mapping[str, int],
         outbox: Sequence[bytes] = (),
+        last_vitals: Mapping[str, float | None] | None = None,
     ) -> None:
-        keys = [self.key(partition, n) for n in ("epoch", "offsets", "outbox", "patients")]
-        args: list[str | int | bytes] = [epoch, len(offsets)]
+        names = ("epoch", "offsets", "outbox", "patients", "lastvitals")
+        keys = [self.key(partition, n) for n in names]
+        args: list[str | int | float | bytes] = [epoch, len(offsets)]
         for topic, offset in offsets.items():
             args += [topic, offset]
         args.append(len(outbox))
         args.extend(outbox)
+        last_vitals = last_vitals or {}
+        args.append(len(last_vitals))
+        for pid, at in last_vitals.items():
+            args += [pid, "-" if at is None else repr(float(at))]
         for pid, raw in twins.items():
             keys.append(self.twin_key(partition, pid))
             args += [pid, raw]
@@ -250,6 +282,11 @@ class RedisTwinStore:
             if "STALE_" in str(exc):
                 raise StaleEpochError(f"partition {partition}: {exc}") from exc
             raise StoreError(str(exc)) from exc
+
+    async def stale_candidates(self, partition: int, before: float, limit: int) -> list[str]:
+        key = self.key(partition, "lastvitals")
+        found = await self.redis.zrangebyscore(key, "-inf", before, start=0, num=limit)
+        return [m.decode() for m in cast(list[bytes], found)]
 
     async def ack_outbox(self, partition: int, epoch: int, count: int) -> None:
         await self._ack(

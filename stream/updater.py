@@ -22,18 +22,16 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar
-
-from pydantic import BaseModel
+from typing import TypeVar
 
 from schemas.alert import Alert
 from schemas.deadletter import DeadLetter, RejectReason
-from schemas.decode import Rejection, decode
-from schemas.vitals import VitalsEvent
+from schemas.decode import Rejection
+from stream.handlers import APPLIERS, Decoded, decoders_for
 from stream.ports import Envelope, OutputSink
 from stream.settings import Settings
 from stream.store import StaleEpochError, TwinStore
-from twin.apply import apply_vitals
+from twin.apply import check_stale
 from twin.codec import decode_twin, encode_twin
 from twin.state import TwinState
 
@@ -42,7 +40,6 @@ __all__ = ["TwinUpdater", "UpdaterCounters"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Applier = Callable[[TwinState, Any, float], list[Alert]]
 
 _ALERT_TAG = b"A"
 _DEAD_TAG = b"D"
@@ -59,6 +56,7 @@ class UpdaterCounters:
     replay_skipped: int = 0
     handed_over: int = 0
     dead_lettered: Counter[str] = field(default_factory=Counter)
+    alerts_committed: int = 0
     alerts_sent: int = 0
     batches: int = 0
     retries: int = 0
@@ -78,6 +76,13 @@ class _Partition:
     epoch: int
     offsets: dict[str, int]
     twins: dict[str, TwinState] = field(default_factory=dict)
+    watermark: float = float("-inf")
+    """Newest vitals event time applied in this partition: the stream's clock."""
+    last_stale_scan: float = float("-inf")
+
+
+def _encode_alert(alert: Alert) -> bytes:
+    return _ALERT_TAG + alert.patient_id.encode() + b"\n" + alert.model_dump_json().encode()
 
 
 class TwinUpdater:
@@ -89,16 +94,8 @@ class TwinUpdater:
         self.sink = sink
         self.counters = UpdaterCounters()
         self._parts: dict[int, _Partition] = {}
-        lateness_s = settings.lateness_minutes * 60
-        fresh_s = settings.vitals_fresh_minutes * 60
-        self._handlers: dict[str, tuple[type[BaseModel], Applier]] = {
-            settings.topic_vitals: (
-                VitalsEvent,
-                lambda s, e, now: apply_vitals(
-                    s, e, now=now, lateness_s=lateness_s, fresh_s=fresh_s
-                ),
-            ),
-        }
+        self.config = settings.twin_config()
+        self._decoders = decoders_for(settings)
 
     # -- partition lifecycle -------------------------------------------------
     def on_revoked(self, partitions: Iterable[int]) -> None:
@@ -167,34 +164,47 @@ class TwinUpdater:
     async def _apply_and_commit(self, partition: int, records: list[Envelope]) -> list[bytes]:
         part = await self._claim(partition)
         now = time.time()
+        cfg = self.config
         counts: Counter[str] = Counter()
         outbox: list[bytes] = []
         offsets: dict[str, int] = {}
         changed: dict[str, TwinState] = {}
-        decoded: list[tuple[Envelope, BaseModel | Rejection]] = []
+        last_vitals: dict[str, float | None] = {}
+        decoded: list[tuple[Envelope, Decoded | Rejection]] = []
         for rec in records:
             if rec.offset <= part.offsets.get(rec.topic, -1):
                 counts["replay_skipped"] += 1
                 continue
             offsets[rec.topic] = rec.offset
-            handler = self._handlers.get(rec.topic)
-            if handler is None:
-                decoded.append((rec, Rejection("invalid", f"no handler for topic {rec.topic}")))
+            decoder = self._decoders.get(rec.topic)
+            if decoder is None:
+                decoded.append((rec, Rejection("invalid", "not an input topic")))
             else:
-                decoded.append((rec, decode(handler[0], rec.value)))
+                decoded.append((rec, decoder(rec.key, rec.value)))
         if offsets:
-            await self._load_twins(partition, part, decoded)
+            wanted = {pid for _, d in decoded if isinstance(d, Decoded) for pid, _ in d.events}
+            await self._load_twins(partition, part, wanted)
         for rec, item in decoded:
             if isinstance(item, Rejection):
                 counts[item.reason] += 1
                 outbox.append(self._dead_letter(rec, item.reason, item.error))
                 continue
-            pid: str = item.patient_id  # type: ignore[attr-defined]
-            twin = part.twins.get(pid)
-            if twin is None:
-                twin = part.twins[pid] = TwinState(pid)
+            applied = False
             try:
-                alerts = self._handlers[rec.topic][1](twin, item, now)
+                for pid, event in item.events:
+                    twin = part.twins.get(pid)
+                    if twin is None:
+                        twin = part.twins[pid] = TwinState(pid)
+                    vitals_before = twin.last_vitals_at
+                    alerts = APPLIERS[type(event)](twin, event, cfg, now)
+                    if alerts is None:
+                        continue  # duplicate event id: nothing changed
+                    applied = True
+                    changed[pid] = twin
+                    if twin.last_vitals_at != vitals_before and twin.last_vitals_at is not None:
+                        last_vitals[pid] = twin.last_vitals_at
+                        part.watermark = max(part.watermark, twin.last_vitals_at)
+                    outbox.extend(_encode_alert(a) for a in alerts)
             except Exception as exc:
                 log.warning(
                     "processing error on %s[%d]@%d: %s",
@@ -206,13 +216,10 @@ class TwinUpdater:
                 counts["processing_error"] += 1
                 outbox.append(self._dead_letter(rec, "processing_error", type(exc).__name__))
                 continue
-            changed[pid] = twin
-            counts["applied"] += 1
-            outbox.extend(
-                _ALERT_TAG + a.patient_id.encode() + b"\n" + a.model_dump_json().encode()
-                for a in alerts
-            )
-        if offsets:
+            counts["applied" if applied else "duplicates"] += 1
+        if part.watermark - part.last_stale_scan >= self.settings.stale_scan_seconds:
+            await self._stale_scan(partition, part, now, changed, outbox, last_vitals)
+        if offsets or changed:
             try:
                 await self.store.commit_batch(
                     partition,
@@ -220,6 +227,7 @@ class TwinUpdater:
                     {pid: encode_twin(t) for pid, t in changed.items()},
                     offsets,
                     outbox,
+                    last_vitals,
                 )
             except StaleEpochError:
                 # Another worker owns this partition now: drop our view, send nothing.
@@ -232,9 +240,38 @@ class TwinUpdater:
             part.offsets.update(offsets)
         self.counters.consumed += len(records)
         self.counters.applied += counts.pop("applied", 0)
+        self.counters.duplicates += counts.pop("duplicates", 0)
         self.counters.replay_skipped += counts.pop("replay_skipped", 0)
         self.counters.dead_lettered.update(counts)
+        self.counters.alerts_committed += sum(1 for o in outbox if o[:1] == _ALERT_TAG)
         return outbox
+
+    async def _stale_scan(
+        self,
+        partition: int,
+        part: _Partition,
+        now: float,
+        changed: dict[str, TwinState],
+        outbox: list[bytes],
+        last_vitals: dict[str, float | None],
+    ) -> None:
+        """Open stale-data alerts for twins silent for ``stale_after`` of stream event time."""
+        part.last_stale_scan = part.watermark
+        cutoff = part.watermark - self.config.stale_after_s
+        pids = [
+            p
+            for p in await self.store.stale_candidates(partition, cutoff, limit=1000)
+            if p not in last_vitals
+        ]
+        await self._load_twins(partition, part, set(pids))
+        for pid in pids:
+            twin = part.twins.get(pid)
+            if twin is None:
+                continue
+            alerts = check_stale(twin, self.config, part.watermark, now)
+            last_vitals[pid] = None  # out of the index until vitals come back
+            changed[pid] = twin
+            outbox.extend(_encode_alert(a) for a in alerts)
 
     async def _flush(self, partition: int, outbox: list[bytes]) -> None:
         await self._send_outbox(outbox)
@@ -242,19 +279,8 @@ class TwinUpdater:
         if part is not None:
             await self.store.ack_outbox(partition, part.epoch, len(outbox))
 
-    async def _load_twins(
-        self,
-        partition: int,
-        part: _Partition,
-        decoded: list[tuple[Envelope, BaseModel | Rejection]],
-    ) -> None:
-        missing = sorted(
-            {
-                item.patient_id  # type: ignore[attr-defined]
-                for _, item in decoded
-                if not isinstance(item, Rejection) and item.patient_id not in part.twins  # type: ignore[attr-defined]
-            }
-        )
+    async def _load_twins(self, partition: int, part: _Partition, wanted: set[str]) -> None:
+        missing = sorted(wanted - part.twins.keys())
         if missing:
             for pid, raw in (await self.store.load_twins(partition, missing)).items():
                 part.twins[pid] = decode_twin(raw)

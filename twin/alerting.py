@@ -1,8 +1,12 @@
 """Alert lifecycle: one alert per episode of a rule, never a flood of repeats.
 
-An episode opens when its rule starts firing, escalates when its severity
-rises, and resolves when the rule stops firing. ``alert_id`` is a UUIDv5 of
-(patient, rule, episode) so a subscriber can drop a redelivered alert.
+An episode *opens* when its rule starts firing, *escalates* when its severity
+rises, *reminds* while it stays open, unacknowledged and of high severity, and
+*resolves* once the rule has been clear for ``hold_s``; a ``cooldown_s``
+follows in which the rule does not re-open. ``alert_id`` is a UUIDv5 of
+(patient, rule, episode) so a subscriber can drop a redelivered alert: the
+pair (``alert_id``, ``status``) is unique except for reminders, which carry
+the same ``alert_id`` and a ``details.reminder`` counter.
 """
 
 from __future__ import annotations
@@ -11,14 +15,20 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.alert import Alert, AlertSeverity
+from schemas.alert import Alert, AlertSeverity, AlertStatus
+from twin.config import TwinConfig
 from twin.state import AlertEpisode, TwinState
 
-__all__ = ["SEVERITY_RANK", "alert_id", "update_alert"]
+__all__ = ["SEVERITY_RANK", "acknowledge", "alert_id", "due_reminders", "update_alert"]
 
 _NAMESPACE = uuid.UUID("6f2a4f0e-4c1e-5a7b-9a53-2b1d7c0e9f11")
 
 SEVERITY_RANK: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+# Reminder intervals by severity, from the NEWS2 chart's minimum monitoring
+# frequency (RCP 2017, chart 4): high -> continuous (we remind every
+# ``continuous_reminder_s``), critical likewise. Lower severities do not remind.
+_REMINDS = frozenset({"high", "critical"})
 
 
 def alert_id(patient_id: str, rule: str, episode: int) -> str:
@@ -36,46 +46,102 @@ def _ts(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
+def _alert(
+    state: TwinState,
+    ep: AlertEpisode,
+    status: AlertStatus,
+    severity: str,
+    at: float,
+    now: float,
+    details: dict[str, Any],
+) -> Alert:
+    ep.last_notified_at = at
+    return Alert(
+        alert_id=alert_id(state.patient_id, ep.rule, ep.episode),
+        patient_id=state.patient_id,
+        kind=ep.kind,
+        severity=severity,  # type: ignore[arg-type]
+        status=status,
+        rule=ep.rule,
+        observed_at=_ts(at),
+        emitted_at=_ts(now),
+        details=details,
+    )
+
+
 def update_alert(
     state: TwinState,
+    cfg: TwinConfig,
     *,
     rule: str,
     kind: str,
     firing: bool,
     severity: AlertSeverity,
-    observed_at: float,
+    at: float,
     now: float,
     details: dict[str, Any],
+    hold_s: float | None = None,
 ) -> Alert | None:
-    """Advance ``rule``'s episode on ``state`` and return the alert to send, if any."""
-    episode = state.open_alerts.get(rule)
-    status: str
-    if firing and episode is None:
-        number = state.episodes.get(rule, 0) + 1
-        state.episodes[rule] = number
-        episode = AlertEpisode(rule, number, severity, observed_at, observed_at)
-        state.open_alerts[rule] = episode
-        status = "open"
-    elif firing and episode is not None:
-        episode.last_firing_at = max(episode.last_firing_at, observed_at)
-        if SEVERITY_RANK[severity] <= SEVERITY_RANK[episode.severity]:
-            return None
-        episode.severity = severity
-        status = "escalated"
-    elif episode is not None:
-        del state.open_alerts[rule]
-        severity = "info"
-        status = "resolved"
-    else:
+    """Advance ``rule``'s episode on ``state`` at event time ``at``; return the alert to send.
+
+    >>> s, cfg = TwinState("p1"), TwinConfig(hold_s=600, cooldown_s=600)
+    >>> def step(firing, at, sev="medium"):
+    ...     a = update_alert(s, cfg, rule="r", kind="k", firing=firing, severity=sev,
+    ...                      at=at, now=at, details={})
+    ...     return a and a.status
+    >>> [step(True, 0), step(True, 60), step(True, 120, "high"), step(False, 180),
+    ...  step(False, 780), step(True, 900), step(True, 1500)]
+    ['open', None, 'escalated', None, 'resolved', None, 'open']
+    """
+    ep = state.open_alerts.get(rule)
+    if firing:
+        if ep is None:
+            if at < state.cooldown_until.get(rule, float("-inf")):
+                return None
+            number = state.episodes.get(rule, 0) + 1
+            state.episodes[rule] = number
+            ep = AlertEpisode(rule, number, kind, severity, at, at)
+            state.open_alerts[rule] = ep
+            return _alert(state, ep, "open", severity, at, now, details)
+        ep.clear_since = None
+        ep.last_firing_at = max(ep.last_firing_at, at)
+        if SEVERITY_RANK[severity] > SEVERITY_RANK[ep.severity]:
+            ep.severity = severity
+            return _alert(state, ep, "escalated", severity, at, now, details)
         return None
-    return Alert(
-        alert_id=alert_id(state.patient_id, rule, episode.episode),
-        patient_id=state.patient_id,
-        kind=kind,
-        severity=severity,
-        status=status,  # type: ignore[arg-type]
-        rule=rule,
-        observed_at=_ts(observed_at),
-        emitted_at=_ts(now),
-        details=details,
+    if ep is None:
+        return None
+    if ep.clear_since is None:
+        ep.clear_since = at
+    if at - ep.clear_since < (cfg.hold_s if hold_s is None else hold_s):
+        return None
+    del state.open_alerts[rule]
+    state.cooldown_until[rule] = at + cfg.cooldown_s
+    return _alert(
+        state, ep, "resolved", "info", at, now, {**details, "all_clear": True, "was": ep.severity}
     )
+
+
+def due_reminders(state: TwinState, cfg: TwinConfig, *, at: float, now: float) -> list[Alert]:
+    """Reminders for open, unacknowledged high-severity episodes whose interval has passed."""
+    out = []
+    for ep in state.open_alerts.values():
+        if ep.severity not in _REMINDS or ep.clear_since is not None:
+            continue
+        if ep.acked_until is not None and at < ep.acked_until:
+            continue
+        if at - ep.last_notified_at >= cfg.continuous_reminder_s:
+            open_for = round((at - ep.opened_at) / 60)
+            out.append(
+                _alert(state, ep, "reminder", ep.severity, at, now, {"open_minutes": open_for})
+            )
+    return out
+
+
+def acknowledge(state: TwinState, cfg: TwinConfig, alert: str, at: float) -> bool:
+    """Silence reminders of the open episode with id ``alert``; False if none matches."""
+    for ep in state.open_alerts.values():
+        if alert_id(state.patient_id, ep.rule, ep.episode) == alert:
+            ep.acked_until = at + cfg.ack_silence_s
+            return True
+    return False

@@ -1,82 +1,350 @@
-"""How an event changes a twin: pure functions from (state, event) to alerts."""
+"""How an event changes a twin: pure functions from (state, event) to alerts.
+
+Each ``apply_*`` mutates ``state`` in place and returns the alerts to send, or
+``None`` when the event is a duplicate (its ``event_id`` was among the twin's
+recent ids) and changed nothing. Latest values are kept by event time, not
+arrival. An event older than ``cfg.lateness_s`` behind the twin's newest event
+is recorded (latest values, windows, history) but raises no alert.
+"""
 
 from __future__ import annotations
 
-from schemas.alert import Alert
+from typing import Any
+
+from schemas.acks import AlertAck
+from schemas.alert import Alert, AlertSeverity
+from schemas.labs import LabEvent
+from schemas.profiles import PatientProfile
 from schemas.vitals import VITAL_FIELDS, VitalsEvent
-from twin.alerting import update_alert
-from twin.scores import news2
-from twin.state import Observation, TwinState
+from schemas.wearables import WEARABLE_FIELDS, WearableEvent
+from twin.alerting import acknowledge, due_reminders, update_alert
+from twin.assess import Assessment, assess
+from twin.config import TwinConfig
+from twin.state import Observation, Profile, SourceGrade, TwinState, Value
+from twin.windows import VitalWindow
 
-__all__ = ["RED_SCORE_RULE", "apply_vitals"]
+__all__ = [
+    "NEWS2_RULE",
+    "QSOFA_RULE",
+    "STALE_RULE",
+    "WINDOWED_VITALS",
+    "apply_ack",
+    "apply_lab",
+    "apply_profile",
+    "apply_vitals",
+    "apply_wearable",
+    "check_stale",
+]
 
-RED_SCORE_RULE = "news2.red_score"
-"""Any single NEWS2 parameter scoring 3 (RCP NEWS2 2017: urgent ward-based response)."""
+NEWS2_RULE = "news2"
+QSOFA_RULE = "qsofa"
+STALE_RULE = "data.stale"
+AKI_RULE = "lab.aki"
+LACTATE_RISE_RULE = "lab.lactate_rising"
+WINDOWED_VITALS = ("heart_rate", "respiratory_rate", "spo2", "systolic_bp", "temperature_c")
+
+# NEWS2 clinical risk -> alert severity (RCP NEWS2 2017, chart 4): a red score
+# or an aggregate of 5-6 calls for an *urgent* response (medium); 7 or more
+# for an *emergency* response (high).
+_BAND_SEVERITY: dict[str, AlertSeverity] = {
+    "low-medium": "medium",
+    "medium": "medium",
+    "high": "high",
+}
+_WEEK_S = 7 * 24 * 3600.0
+_TWO_DAYS_S = 48 * 3600.0
+
+
+def _set_latest(state: TwinState, name: str, value: Value, at: float, grade: SourceGrade) -> None:
+    current = state.latest.get(name)
+    if current is None or current.at <= at:
+        state.latest[name] = Observation(value, at, grade)
+
+
+def _begin(state: TwinState, cfg: TwinConfig, event_id: str, at: float) -> bool | None:
+    """Dedupe and advance the twin's clock; None for a duplicate, else whether it is late."""
+    if state.seen(event_id, cfg.dedupe_window):
+        return None
+    state.events_applied += 1
+    newest = at if state.newest_event_at is None else max(state.newest_event_at, at)
+    state.newest_event_at = newest
+    return at < newest - cfg.lateness_s
 
 
 def apply_vitals(
-    state: TwinState,
-    event: VitalsEvent,
-    *,
-    now: float,
-    lateness_s: float = 3600.0,
-    fresh_s: float = 3600.0,
-) -> list[Alert]:
-    """Apply one vitals event to ``state`` (in place) and return the alerts it raises.
-
-    Latest values are kept by event time, not arrival: an older reading never
-    overwrites a newer one. An event older than ``lateness_s`` behind the
-    twin's newest vitals is recorded but raises no alert.
-    """
+    state: TwinState, event: VitalsEvent, cfg: TwinConfig, now: float
+) -> list[Alert] | None:
+    """Apply bedside vitals; score NEWS2 and qSOFA; return the alerts that follow."""
     at = event.observed_at.timestamp()
+    late = _begin(state, cfg, event.event_id, at)
+    if late is None:
+        return None
     for name in VITAL_FIELDS:
         value = getattr(event, name)
         if value is None:
             continue
-        current = state.latest.get(name)
-        if current is None or current.at <= at:
-            state.latest[name] = Observation(value, at, "bedside")
-    state.events_applied += 1
-    newest = at if state.last_vitals_at is None else max(state.last_vitals_at, at)
-    state.last_vitals_at = newest
-    if at < newest - lateness_s:
+        _set_latest(state, name, value, at, "bedside")
+        if name in WINDOWED_VITALS:
+            state.windows.setdefault(name, VitalWindow()).add(at, float(value))
+    newest_vitals = at if state.last_vitals_at is None else max(state.last_vitals_at, at)
+    state.last_vitals_at = newest_vitals
+    if late:
         return []
-    return _news2_alerts(state, newest, now=now, fresh_s=fresh_s)
-
-
-def _news2_alerts(state: TwinState, at: float, *, now: float, fresh_s: float) -> list[Alert]:
-    since = at - fresh_s
-
-    def num(name: str) -> float | None:
-        v = state.value(name, fresh_since=since)
-        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
-
-    consciousness = state.value("consciousness", fresh_since=since)
-    on_oxygen = state.value("on_oxygen", fresh_since=since)
-    result = news2(
-        respiratory_rate=num("respiratory_rate"),
-        spo2=num("spo2"),
-        on_oxygen=on_oxygen if isinstance(on_oxygen, bool) else None,
-        systolic_bp=num("systolic_bp"),
-        heart_rate=num("heart_rate"),
-        consciousness=consciousness if isinstance(consciousness, str) else None,
-        temperature_c=num("temperature_c"),
-    )
-    red = sorted(k for k, v in result.subscores.items() if v == 3)
-    alert = update_alert(
+    alerts = _vitals_alerts(state, cfg, assess(state, cfg, newest_vitals), now)
+    stale = update_alert(
         state,
-        rule=RED_SCORE_RULE,
+        cfg,
+        rule=STALE_RULE,
+        kind="stale_data",
+        firing=False,
+        severity="low",
+        at=newest_vitals,
+        now=now,
+        details={},
+        hold_s=0.0,
+    )
+    if stale is not None:
+        alerts.append(stale)
+    alerts.extend(due_reminders(state, cfg, at=newest_vitals, now=now))
+    return alerts
+
+
+def _vitals_alerts(state: TwinState, cfg: TwinConfig, a: Assessment, now: float) -> list[Alert]:
+    n = a.news2
+    state.news2_history.append((a.at, n.total))
+    del state.news2_history[: -cfg.history_len]
+    values = {k: state.value(k) for k in n.subscores}
+    details: dict[str, Any] = {
+        "news2_total": n.total,
+        "band": n.band,
+        "response": n.response,
+        "subscores": dict(n.subscores),
+        "values": values,
+        "parameters_scoring_3": sorted(k for k, v in n.subscores.items() if v == 3),
+        "missing": list(n.missing),
+        "partial": n.partial,
+        "spo2_scale": state.profile.spo2_scale if state.profile else 1,
+        "source": "RCP National Early Warning Score (NEWS) 2, 2017",
+    }
+    out = []
+    news = update_alert(
+        state,
+        cfg,
+        rule=NEWS2_RULE,
         kind="deterioration",
-        firing=bool(red),
+        firing=n.band in _BAND_SEVERITY,
+        severity=_BAND_SEVERITY.get(n.band, "low"),
+        at=a.at,
+        now=now,
+        details=details,
+    )
+    if news is not None:
+        out.append(news)
+    q = a.qsofa
+    sepsis = update_alert(
+        state,
+        cfg,
+        rule=QSOFA_RULE,
+        kind="sepsis_risk",
+        firing=q.positive,
         severity="medium",
-        observed_at=at,
+        at=a.at,
         now=now,
         details={
-            "parameters_scoring_3": red,
-            "news2_total": result.total,
-            "news2_partial": result.partial,
-            "subscores": dict(result.subscores),
-            "source": "RCP NEWS2 (2017): a score of 3 in any single parameter",
+            "qsofa": q.score,
+            "criteria": dict(q.criteria),
+            "missing": list(q.missing),
+            "source": "qSOFA >= 2, Seymour et al. JAMA 2016 (Sepsis-3)",
+        },
+    )
+    if sepsis is not None:
+        out.append(sepsis)
+    return out
+
+
+def apply_wearable(
+    state: TwinState, event: WearableEvent, cfg: TwinConfig, now: float
+) -> list[Alert] | None:
+    """Apply wearable readings as lower-grade ``wearable.*`` parameters.
+
+    NEWS2 and qSOFA use bedside values only: a consumer wearable is not a
+    validated monitor. Its readings feed the twin's history (and, with the
+    learning layer, the personal baselines).
+    """
+    late = _begin(state, cfg, event.event_id, event.observed_at.timestamp())
+    if late is None:
+        return None
+    for reading in event.iter_readings():
+        at = reading.observed_at.timestamp()
+        for name in WEARABLE_FIELDS:
+            value = getattr(reading, name)
+            if value is not None:
+                _set_latest(state, f"wearable.{name}", value, at, "wearable")
+    return []
+
+
+def apply_lab(state: TwinState, event: LabEvent, cfg: TwinConfig, now: float) -> list[Alert] | None:
+    """Apply a lab result (canonical units); check critical values, AKI and lactate."""
+    at = event.observed_at.timestamp()
+    late = _begin(state, cfg, event.event_id, at)
+    if late is None:
+        return None
+    analyte, value, unit = event.canonical()
+    prior = list(state.lab_history.get(analyte, ()))
+    _set_latest(state, f"lab.{analyte}", value, at, "lab")
+    if analyte in ("creatinine", "lactate"):
+        hist = state.lab_history.setdefault(analyte, [])
+        hist.append((at, value))
+        hist.sort()
+        newest = hist[-1][0]
+        hist[:] = [h for h in hist if h[0] > newest - _WEEK_S][-12:]
+    if late:
+        return []
+    out: list[Alert | None] = []
+    crit = cfg.critical_labs.get(analyte)
+    if crit is not None:
+        low = crit.low is not None and value <= crit.low
+        high = crit.high is not None and value >= crit.high
+        out.append(
+            update_alert(
+                state,
+                cfg,
+                rule=f"lab.critical.{analyte}",
+                kind="critical_lab",
+                firing=low or high,
+                severity="high",
+                at=at,
+                now=now,
+                details={
+                    "analyte": analyte,
+                    "value": round(value, 3),
+                    "unit": unit,
+                    "direction": "low" if low else "high" if high else None,
+                    "threshold": crit.low if low else crit.high,
+                    "source": crit.source,
+                },
+                hold_s=0.0,
+            )
+        )
+    if analyte == "creatinine":
+        out.append(_aki(state, cfg, prior, at, value, now))
+    if analyte == "lactate":
+        recent = [v for t, v in prior if at - cfg.lactate_rise_window_s <= t < at]
+        rising = bool(recent) and value > recent[-1] and value > cfg.lactate_rise_floor
+        out.append(
+            update_alert(
+                state,
+                cfg,
+                rule=LACTATE_RISE_RULE,
+                kind="critical_lab",
+                firing=rising,
+                severity="medium",
+                at=at,
+                now=now,
+                details={
+                    "lactate": round(value, 2),
+                    "previous": recent[-1] if recent else None,
+                    "unit": "mmol/L",
+                    "rule": "second lactate within 6 h higher than the first, above 2",
+                },
+                hold_s=0.0,
+            )
+        )
+    return [a for a in out if a is not None]
+
+
+def _aki(
+    state: TwinState,
+    cfg: TwinConfig,
+    prior: list[tuple[float, float]],
+    at: float,
+    value: float,
+    now: float,
+) -> Alert | None:
+    """KDIGO 2012 AKI by creatinine (mg/dL): +0.3 within 48 h, or 1.5 x the 7-day low.
+
+    KDIGO Clinical Practice Guideline for Acute Kidney Injury, Kidney Int Suppl 2012;2:1-138.
+    """
+    window_48h = [v for t, v in prior if at - _TWO_DAYS_S <= t < at]
+    window_7d = [v for t, v in prior if at - _WEEK_S <= t < at]
+    abs_rise = bool(window_48h) and value - min(window_48h) >= cfg.aki_abs_rise_mg_dl
+    ratio = value / min(window_7d) if window_7d and min(window_7d) > 0 else None
+    rel_rise = ratio is not None and ratio >= cfg.aki_rel_rise
+    stage = (
+        3
+        if (ratio or 0) >= 3 or (value >= 4.0 and (abs_rise or rel_rise))
+        else (2 if (ratio or 0) >= 2 else 1)
+    )
+    return update_alert(
+        state,
+        cfg,
+        rule=AKI_RULE,
+        kind="aki",
+        firing=abs_rise or rel_rise,
+        severity="high" if stage >= 2 else "medium",
+        at=at,
+        now=now,
+        details={
+            "creatinine_mg_dl": round(value, 3),
+            "lowest_48h": min(window_48h) if window_48h else None,
+            "lowest_7d": min(window_7d) if window_7d else None,
+            "ratio_to_7d_low": round(ratio, 2) if ratio else None,
+            "kdigo_stage": stage,
+            "source": "KDIGO 2012 AKI creatinine criteria",
+        },
+    )
+
+
+def apply_profile(
+    state: TwinState, event: PatientProfile, cfg: TwinConfig, now: float
+) -> list[Alert] | None:
+    """Replace the profile unless the stored one is newer (``updated_at``)."""
+    new_at = event.updated_at.timestamp() if event.updated_at else None
+    old = state.profile
+    if (
+        old is not None
+        and old.updated_at is not None
+        and (new_at is None or new_at < old.updated_at)
+    ):
+        return []
+    state.profile = Profile(
+        age=event.age,
+        sex=event.sex,
+        ward=event.ward,
+        region=event.region,
+        spo2_scale=event.spo2_scale,
+        conditions=list(event.conditions),
+        updated_at=new_at,
+    )
+    return []
+
+
+def apply_ack(state: TwinState, event: AlertAck, cfg: TwinConfig, now: float) -> list[Alert]:
+    """Silence reminders of an acknowledged alert (unknown or closed alerts are ignored)."""
+    acknowledge(state, cfg, event.alert_id, event.at.timestamp())
+    return []
+
+
+def check_stale(state: TwinState, cfg: TwinConfig, watermark: float, now: float) -> list[Alert]:
+    """Open a stale-data alert when the stream's event time ``watermark`` has moved
+    ``stale_after_s`` past the twin's newest vitals."""
+    if state.last_vitals_at is None:
+        return []
+    silent_s = watermark - state.last_vitals_at
+    if silent_s < cfg.stale_after_s:
+        return []
+    alert = update_alert(
+        state,
+        cfg,
+        rule=STALE_RULE,
+        kind="stale_data",
+        firing=True,
+        severity="low",
+        at=watermark,
+        now=now,
+        details={
+            "minutes_without_vitals": round(silent_s / 60),
+            "threshold_minutes": round(cfg.stale_after_s / 60),
         },
     )
     return [alert] if alert is not None else []

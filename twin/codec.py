@@ -1,28 +1,38 @@
-"""Encode a :class:`~twin.state.TwinState` to bytes for the store, and back.
+"""Encode a :class:`~twin.state.TwinState` to compact bytes for the store, and back.
 
-The encoding is compact JSON (orjson) with a version tag ``"v"``; decoding an
-unknown version raises :class:`CodecError` rather than guessing.
+MessagePack of short positional lists, with a version tag ``"v"``; decoding
+an unknown version raises :class:`CodecError` rather than guessing. Whole
+seconds are stored as integers (MessagePack packs small ints in 1-5 bytes).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
+import msgpack
 
-from twin.state import AlertEpisode, Observation, TwinState
+from twin.state import AlertEpisode, Observation, Profile, SourceGrade, TwinState
+from twin.windows import VitalWindow
 
 __all__ = ["CODEC_VERSION", "CodecError", "decode_twin", "encode_twin"]
 
-CODEC_VERSION = 1
+CODEC_VERSION = 2
+_GRADES: tuple[SourceGrade, ...] = ("bedside", "wearable", "lab")
 
 
 class CodecError(ValueError):
     """Stored twin bytes cannot be decoded: written by a newer twinstream, or corrupt.
 
-    Upgrade the worker to the version that wrote the twin, or restore the twin
-    from the Kafka topics by replaying them into an empty store.
+    Upgrade the worker to the version that wrote the twin, or rebuild the twin
+    by replaying the input topics into an empty store.
     """
+
+
+def _n(x: float | None) -> float | int | None:
+    """Whole numbers as ints: smaller on the wire, equal in value."""
+    if x is None:
+        return None
+    return int(x) if float(x).is_integer() and abs(x) < 2**53 else x
 
 
 def encode_twin(state: TwinState) -> bytes:
@@ -32,34 +42,72 @@ def encode_twin(state: TwinState) -> bytes:
     >>> decode_twin(encode_twin(s)) == s
     True
     """
+    p = state.profile
     doc: dict[str, Any] = {
         "v": CODEC_VERSION,
         "id": state.patient_id,
         "n": state.events_applied,
-        "lv": state.last_vitals_at,
-        "l": {k: [o.value, o.at, o.grade] for k, o in state.latest.items()},
+        "lv": _n(state.last_vitals_at),
+        "ne": _n(state.newest_event_at),
+        "l": {
+            k: [
+                o.value if isinstance(o.value, str | bool) else _n(o.value),
+                _n(o.at),
+                _GRADES.index(o.grade),
+            ]
+            for k, o in state.latest.items()
+        },
+        "w": {k: [[_n(x) for x in row] for row in w.to_list()] for k, w in state.windows.items()},
+        "p": None
+        if p is None
+        else [p.age, p.sex, p.ward, p.region, p.spo2_scale, p.conditions, _n(p.updated_at)],
+        "lh": {k: [[_n(t), _n(v)] for t, v in h] for k, h in state.lab_history.items()},
+        "h": [[_n(t), total] for t, total in state.news2_history],
+        "r": b"".join(state.recent_ids),
         "a": {
-            k: [e.episode, e.severity, e.opened_at, e.last_firing_at]
+            k: [
+                e.episode,
+                e.kind,
+                e.severity,
+                _n(e.opened_at),
+                _n(e.last_firing_at),
+                _n(e.clear_since),
+                _n(e.acked_until),
+                _n(e.last_notified_at),
+            ]
             for k, e in state.open_alerts.items()
         },
         "e": state.episodes,
+        "c": {k: _n(v) for k, v in state.cooldown_until.items()},
+        "m": state.learned,
     }
-    return orjson.dumps(doc)
+    return bytes(msgpack.packb(doc, use_bin_type=True))
 
 
 def decode_twin(raw: bytes) -> TwinState:
     """Inverse of :func:`encode_twin`."""
     try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise CodecError("stored twin is not valid JSON") from exc
+        doc = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise CodecError("stored twin is not valid MessagePack") from exc
     if not isinstance(doc, dict) or doc.get("v") != CODEC_VERSION:
-        raise CodecError(f"unsupported twin codec version {doc.get('v')!r}")
+        version = doc.get("v") if isinstance(doc, dict) else None
+        raise CodecError(f"unsupported twin codec version {version!r}")
+    p = doc["p"]
+    recent: bytes = doc["r"]
     return TwinState(
         patient_id=doc["id"],
-        latest={k: Observation(v[0], v[1], v[2]) for k, v in doc["l"].items()},
+        latest={k: Observation(v[0], v[1], _GRADES[v[2]]) for k, v in doc["l"].items()},
+        windows={k: VitalWindow.from_list(rows) for k, rows in doc["w"].items()},
+        profile=None if p is None else Profile(p[0], p[1], p[2], p[3], p[4], list(p[5]), p[6]),
+        lab_history={k: [(t, v) for t, v in h] for k, h in doc["lh"].items()},
+        news2_history=[(t, total) for t, total in doc["h"]],
         events_applied=doc["n"],
         last_vitals_at=doc["lv"],
-        open_alerts={k: AlertEpisode(k, v[0], v[1], v[2], v[3]) for k, v in doc["a"].items()},
+        newest_event_at=doc["ne"],
+        recent_ids=[recent[i : i + 6] for i in range(0, len(recent), 6)],
+        open_alerts={k: AlertEpisode(k, *v) for k, v in doc["a"].items()},
         episodes=dict(doc["e"]),
+        cooldown_until=dict(doc["c"]),
+        learned=doc["m"],
     )

@@ -7,10 +7,21 @@ core never reads a clock, callers pass ``now`` where wall time matters.
 from __future__ import annotations
 
 import copy
+import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["AlertEpisode", "Observation", "SourceGrade", "TwinState"]
+from twin.windows import VitalWindow
+
+__all__ = [
+    "AlertEpisode",
+    "Observation",
+    "Profile",
+    "SourceGrade",
+    "TwinState",
+    "Value",
+    "event_fingerprint",
+]
 
 SourceGrade = Literal["bedside", "wearable", "lab"]
 Value = float | str | bool
@@ -26,14 +37,31 @@ class Observation:
 
 
 @dataclass(slots=True)
+class Profile:
+    """What the scores need to know about the patient (latest profile wins)."""
+
+    age: int | None = None
+    sex: str = "unknown"
+    ward: str | None = None
+    region: str | None = None
+    spo2_scale: int = 1
+    conditions: list[str] = field(default_factory=list)
+    updated_at: float | None = None
+
+
+@dataclass(slots=True)
 class AlertEpisode:
     """One open alert of one rule: opened, maybe escalated, until resolved."""
 
     rule: str
     episode: int
+    kind: str
     severity: str
     opened_at: float
     last_firing_at: float
+    clear_since: float | None = None
+    acked_until: float | None = None
+    last_notified_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -42,10 +70,18 @@ class TwinState:
 
     patient_id: str
     latest: dict[str, Observation] = field(default_factory=dict)
+    windows: dict[str, VitalWindow] = field(default_factory=dict)
+    profile: Profile | None = None
+    lab_history: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    news2_history: list[tuple[float, int]] = field(default_factory=list)
     events_applied: int = 0
     last_vitals_at: float | None = None
+    newest_event_at: float | None = None
+    recent_ids: list[bytes] = field(default_factory=list)
     open_alerts: dict[str, AlertEpisode] = field(default_factory=dict)
     episodes: dict[str, int] = field(default_factory=dict)
+    cooldown_until: dict[str, float] = field(default_factory=dict)
+    learned: bytes | None = None
 
     def value(self, name: str, *, fresh_since: float | None = None) -> Value | None:
         """Latest value of ``name``, or None when absent or older than ``fresh_since``.
@@ -59,6 +95,26 @@ class TwinState:
             return None
         return obs.value
 
+    def number(self, name: str, *, fresh_since: float | None = None) -> float | None:
+        """Like :meth:`value`, for numeric parameters only."""
+        v = self.value(name, fresh_since=fresh_since)
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+    def seen(self, event_id: str, window: int) -> bool:
+        """Remember ``event_id``; True if it was among the last ``window`` ids."""
+        fp = event_fingerprint(event_id)
+        if fp in self.recent_ids:
+            return True
+        self.recent_ids.append(fp)
+        if len(self.recent_ids) > window:
+            del self.recent_ids[: len(self.recent_ids) - window]
+        return False
+
     def copy(self) -> TwinState:
         """A deep copy, for what-if questions that must not touch the real twin."""
         return copy.deepcopy(self)
+
+
+def event_fingerprint(event_id: str) -> bytes:
+    """A 6-byte fingerprint of an event id (collision odds ~1e-13 in a 32-id window)."""
+    return hashlib.blake2b(event_id.encode(), digest_size=6).digest()

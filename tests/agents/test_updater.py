@@ -37,8 +37,12 @@ def vitals(pid: str, seq: int, **values: object) -> bytes:
     )
 
 
-def env(offset: int, value: bytes, partition: int = 0) -> Envelope:
-    return Envelope("twin.vitals", partition, offset, b"k", value)
+def env(offset: int, value: bytes, partition: int = 0, topic: str = "twin.vitals") -> Envelope:
+    try:
+        key = orjson.loads(value)["patient_id"].encode()
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        key = b"p-x"
+    return Envelope(topic, partition, offset, key, value)
 
 
 @pytest.fixture
@@ -63,7 +67,8 @@ async def test_applies_alerts_and_dead_letters(
     assert twin.latest["spo2"].value == 90
     assert twin.latest["heart_rate"].value == 80
     alerts = [orjson.loads(v) for _, v in sink.sent["twin.alerts"]]
-    assert [(a["status"], a["rule"]) for a in alerts] == [("open", "news2.red_score")]
+    assert [(a["status"], a["rule"]) for a in alerts] == [("open", "news2")]
+    assert alerts[0]["details"]["band"] == "low-medium"
     assert alerts[0]["details"]["parameters_scoring_3"] == ["spo2"]
     dead = [orjson.loads(v) for _, v in sink.sent["twin.deadletter"]]
     assert [(d["reason"], d["offset"]) for d in dead] == [("malformed_json", 2), ("implausible", 3)]
@@ -75,7 +80,7 @@ async def test_applies_alerts_and_dead_letters(
 
 async def test_replay_changes_nothing(parts: tuple[Settings, MemoryTwinStore, ListSink]) -> None:
     settings, store, sink = parts
-    batch = [env(i, vitals("p1", i, spo2=90 if i == 3 else 97)) for i in range(6)]
+    batch = [env(i, vitals("p1", i * 20, spo2=90 if i == 3 else 97)) for i in range(6)]
     first = TwinUpdater(settings, store, sink)
     await first.process(batch)
     before = await store.get_twin("p1")
@@ -84,7 +89,8 @@ async def test_replay_changes_nothing(parts: tuple[Settings, MemoryTwinStore, Li
     await second.process(batch)
     assert await store.get_twin("p1") == before
     assert second.counters.replay_skipped == 6 and second.counters.applied == 0
-    assert len(sink.sent["twin.alerts"]) == 2  # opened at 3, resolved at 4; not re-sent
+    # Opened at reading 3, resolved at reading 4 (20 min clear > 15 min hold); not re-sent.
+    assert [orjson.loads(v)["status"] for _, v in sink.sent["twin.alerts"]] == ["open", "resolved"]
 
 
 async def test_stale_worker_is_fenced(parts: tuple[Settings, MemoryTwinStore, ListSink]) -> None:
@@ -109,3 +115,75 @@ async def test_latest_by_event_time_not_arrival(
     twin = decode_twin(await store.get_twin("p1") or b"")
     assert twin.latest["heart_rate"].value == 100
     assert twin.events_applied == 2
+
+
+def lab(pid: str, seq: int, analyte: str, value: float, unit: str) -> bytes:
+    from datetime import UTC, datetime
+
+    at = datetime.fromtimestamp(T0 + seq * 60, tz=UTC).isoformat()
+    return orjson.dumps(
+        {"event_id": f"{pid}:lab:{seq}", "patient_id": pid, "observed_at": at,
+         "analyte": analyte, "value": value, "unit": unit}
+    )  # fmt: skip
+
+
+async def test_labs_duplicates_and_keys(parts: tuple[Settings, MemoryTwinStore, ListSink]) -> None:
+    settings, store, sink = parts
+    up = TwinUpdater(settings, store, sink)
+    k_high = lab("p1", 1, "potassium", 6.9, "mmol/L")
+    await up.process(
+        [
+            env(0, k_high, topic="twin.labs"),
+            env(1, k_high, topic="twin.labs"),  # same event id again: a duplicate
+            Envelope("twin.labs", 0, 2, b"someone-else", lab("p1", 2, "sodium", 140, "mmol/L")),
+            env(3, lab("p1", 3, "glucose", 3.0, "furlongs"), topic="twin.labs"),
+        ]
+    )
+    alerts = [orjson.loads(v) for _, v in sink.sent["twin.alerts"]]
+    assert [(a["rule"], a["status"], a["severity"]) for a in alerts] == [
+        ("lab.critical.potassium", "open", "high")
+    ]
+    assert alerts[0]["details"]["direction"] == "high"
+    dead = [orjson.loads(v) for _, v in sink.sent["twin.deadletter"]]
+    assert [d["reason"] for d in dead] == ["invalid", "unknown_unit"]
+    assert "patient_id" in dead[0]["error"]
+    c = up.counters
+    assert (c.applied, c.duplicates, sum(c.dead_lettered.values())) == (1, 1, 2)
+    assert c.balanced()
+
+
+async def test_stale_data_alert_by_stream_event_time(
+    parts: tuple[Settings, MemoryTwinStore, ListSink],
+) -> None:
+    settings, store, sink = parts
+    settings = Settings(stale_after_minutes=120, stale_scan_seconds=60)
+    up = TwinUpdater(settings, store, sink)
+    await up.process([env(0, vitals("quiet", 0, heart_rate=70))])
+    # Another patient keeps sending for 3 h of event time; "quiet" sends nothing.
+    await up.process([env(i, vitals("busy", i * 10, heart_rate=72)) for i in range(1, 20)])
+    alerts = [orjson.loads(v) for _, v in sink.sent.get("twin.alerts", [])]
+    stale = [a for a in alerts if a["rule"] == "data.stale"]
+    assert [(a["patient_id"], a["status"]) for a in stale] == [("quiet", "open")]
+    # Vitals come back: the stale alert resolves at once.
+    await up.process([env(20, vitals("quiet", 200, heart_rate=71))])
+    alerts = [orjson.loads(v) for _, v in sink.sent["twin.alerts"]]
+    assert [a["status"] for a in alerts if a["rule"] == "data.stale"] == ["open", "resolved"]
+
+
+async def test_fhir_bundle_applies_to_the_twin(
+    parts: tuple[Settings, MemoryTwinStore, ListSink],
+) -> None:
+    settings, store, sink = parts
+    obs = {
+        "resourceType": "Observation", "id": "hr-1", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "subject": {"reference": "Patient/f1"},
+        "effectiveDateTime": "2026-11-23T10:15:00Z",
+        "valueQuantity": {"value": 132, "unit": "/min", "code": "/min"},
+    }  # fmt: skip
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": obs}]}
+    up = TwinUpdater(settings, store, sink)
+    await up.process([Envelope("twin.fhir", 0, 0, b"f1", orjson.dumps(bundle))])
+    twin = decode_twin(await store.get_twin("f1") or b"")
+    assert twin.latest["heart_rate"].value == 132
+    assert up.counters.applied == 1

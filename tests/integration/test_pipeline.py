@@ -34,14 +34,15 @@ NORMAL = {
 
 def reading(pid: int, i: int) -> dict[str, object]:
     values = dict(NORMAL)
-    # p-0000: SpO2 88 (scores 3) at reading 5 only -> open, then resolved at 6.
+    # p-0000: SpO2 88 (scores 3) at reading 5 only -> open; clear from reading 6,
+    # resolved at reading 8 (20 min clear > the 15 min hold). Readings 10 min apart.
     # p-0001 and p-0002: SpO2 88 from reading 5 on -> open, never resolved.
     if (pid == 0 and i == 5) or (pid in (1, 2) and i >= 5):
         values["spo2"] = 88
     return {
         "event_id": f"it-{pid}-{i}",
         "patient_id": f"p-{pid:04d}",
-        "observed_at": datetime.fromtimestamp(T0 + i * 60, tz=UTC).isoformat(),
+        "observed_at": datetime.fromtimestamp(T0 + i * 600, tz=UTC).isoformat(),
         "source": "integration-test",
         **values,
     }
@@ -105,7 +106,7 @@ async def test_worker_applies_vitals_alerts_and_dead_letters(
         await asyncio.to_thread(stop_process, worker)
     log = (tmp_path / "worker.log").read_text(errors="replace")
 
-    rule = "news2.red_score"
+    rule = "news2"
     got = sorted((a["alert_id"], a["status"], a["patient_id"]) for a in alerts)
     want = sorted(
         [
@@ -133,7 +134,7 @@ async def test_worker_applies_vitals_alerts_and_dead_letters(
             twin = decode_twin(raw)
             assert twin.events_applied == 10
             assert twin.latest["heart_rate"].value == 75
-            assert twin.latest["heart_rate"].at == pytest.approx(T0 + 9 * 60)
+            assert twin.latest["heart_rate"].at == pytest.approx(T0 + 9 * 600)
             assert twin.latest["spo2"].value == (88 if pid in (1, 2) else 97)
     finally:
         await store.close()

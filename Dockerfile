@@ -1,0 +1,10 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY schemas schemas
+COPY twin twin
+COPY stream stream
+COPY agents agents
+RUN pip install --no-cache-dir .
+USER nobody
+CMD ["twinstream", "worker"]
