@@ -20,6 +20,8 @@ Redis Cluster can run the commit script in one slot)::
     <prefix>:{p3}:patients       set     patient ids with a twin in this partition
     <prefix>:{p3}:lastvitals     zset    patient id -> event time of newest vitals
                                          (removed while a stale-data alert is open)
+    <prefix>:{p3}:counters       hash    consumed, applied, duplicates, dead.<reason>, ...
+                                         (moved in the same atomic step as the twins)
     <prefix>:{p3}:twin:<patient> string  encoded twin
 """
 
@@ -80,7 +82,10 @@ class TwinStore(Protocol):
         offsets: Mapping[str, int],
         outbox: Sequence[bytes] = (),
         last_vitals: Mapping[str, float | None] | None = None,
+        counters: Mapping[str, int] | None = None,
     ) -> None: ...
+
+    async def counters(self) -> dict[str, int]: ...
 
     async def stale_candidates(self, partition: int, before: float, limit: int) -> list[str]: ...
 
@@ -100,6 +105,7 @@ class _MemPartition:
     outbox: list[bytes] = field(default_factory=list)
     twins: dict[str, bytes] = field(default_factory=dict)
     last_vitals: dict[str, float] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
 
 
 class MemoryTwinStore:
@@ -129,6 +135,7 @@ class MemoryTwinStore:
         offsets: Mapping[str, int],
         outbox: Sequence[bytes] = (),
         last_vitals: Mapping[str, float | None] | None = None,
+        counters: Mapping[str, int] | None = None,
     ) -> None:
         part = self._part(partition)
         if part.epoch != epoch:
@@ -144,6 +151,15 @@ class MemoryTwinStore:
                 part.last_vitals.pop(pid, None)
             else:
                 part.last_vitals[pid] = at
+        for name, n in (counters or {}).items():
+            part.counters[name] = part.counters.get(name, 0) + n
+
+    async def counters(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for part in self._parts.values():
+            for name, n in part.counters.items():
+                total[name] = total.get(name, 0) + n
+        return total
 
     async def stale_candidates(self, partition: int, before: float, limit: int) -> list[str]:
         lv = self._part(partition).last_vitals
@@ -167,9 +183,9 @@ class MemoryTwinStore:
         return None
 
 
-# KEYS: epoch, offsets, outbox, patients, lastvitals, twin keys...
+# KEYS: epoch, offsets, outbox, patients, lastvitals, counters, twin keys...
 # ARGV: epoch, n_offsets, (topic, offset)*, n_outbox, outbox*, n_lastvitals,
-#       (patient_id, score or "-")*, (patient_id, twin)*
+#       (patient_id, score or "-")*, n_counters, (name, increment)*, (patient_id, twin)*
 _COMMIT_LUA = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('STALE_EPOCH')
@@ -200,12 +216,16 @@ for _ = 1, n_lv do
   end
   i = i + 2
 end
-for k = 6, #KEYS do
+local n_c = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n_c do
+  redis.call('HINCRBY', KEYS[6], ARGV[i], ARGV[i + 1]); i = i + 2
+end
+for k = 7, #KEYS do
   redis.call('SADD', KEYS[4], ARGV[i])
   redis.call('SET', KEYS[k], ARGV[i + 1])
   i = i + 2
 end
-return #KEYS - 5
+return #KEYS - 6
 """
 
 # KEYS: epoch, outbox. ARGV: epoch, count
@@ -261,8 +281,9 @@ class RedisTwinStore:
         offsets: Mapping[str, int],
         outbox: Sequence[bytes] = (),
         last_vitals: Mapping[str, float | None] | None = None,
+        counters: Mapping[str, int] | None = None,
     ) -> None:
-        names = ("epoch", "offsets", "outbox", "patients", "lastvitals")
+        names = ("epoch", "offsets", "outbox", "patients", "lastvitals", "counters")
         keys = [self.key(partition, n) for n in names]
         args: list[str | int | float | bytes] = [epoch, len(offsets)]
         for topic, offset in offsets.items():
@@ -273,6 +294,10 @@ class RedisTwinStore:
         args.append(len(last_vitals))
         for pid, at in last_vitals.items():
             args += [pid, "-" if at is None else repr(float(at))]
+        counters = {k: v for k, v in (counters or {}).items() if v}
+        args.append(len(counters))
+        for name, n in counters.items():
+            args += [name, n]
         for pid, raw in twins.items():
             keys.append(self.twin_key(partition, pid))
             args += [pid, raw]
@@ -282,6 +307,17 @@ class RedisTwinStore:
             if "STALE_" in str(exc):
                 raise StaleEpochError(f"partition {partition}: {exc}") from exc
             raise StoreError(str(exc)) from exc
+
+    async def counters(self) -> dict[str, int]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for p in range(self.partitions):
+                pipe.hgetall(self.key(p, "counters"))
+            rows = await pipe.execute()
+        total: dict[str, int] = {}
+        for row in rows:
+            for name, n in row.items():
+                total[name.decode()] = total.get(name.decode(), 0) + int(n)
+        return total
 
     async def stale_candidates(self, partition: int, before: float, limit: int) -> list[str]:
         key = self.key(partition, "lastvitals")

@@ -81,6 +81,16 @@ class _Partition:
     last_stale_scan: float = float("-inf")
 
 
+# Counter names in the store; any other key of a batch's counts is a dead-letter reason.
+_COUNTER_NAMES = {
+    "consumed": "consumed",
+    "applied": "applied",
+    "duplicates": "duplicates",
+    "replay_skipped": "replay_skipped",
+    "alerts": "alerts",
+}
+
+
 def _encode_alert(alert: Alert) -> bytes:
     return _ALERT_TAG + alert.patient_id.encode() + b"\n" + alert.model_dump_json().encode()
 
@@ -219,6 +229,8 @@ class TwinUpdater:
             counts["applied" if applied else "duplicates"] += 1
         if part.watermark - part.last_stale_scan >= self.settings.stale_scan_seconds:
             await self._stale_scan(partition, part, now, changed, outbox, last_vitals)
+        counts["consumed"] = len(records)
+        counts["alerts"] = sum(1 for o in outbox if o[:1] == _ALERT_TAG)
         if offsets or changed:
             try:
                 await self.store.commit_batch(
@@ -228,6 +240,7 @@ class TwinUpdater:
                     offsets,
                     outbox,
                     last_vitals,
+                    {_COUNTER_NAMES.get(k, f"dead.{k}"): v for k, v in counts.items()},
                 )
             except StaleEpochError:
                 # Another worker owns this partition now: drop our view, send nothing.
@@ -238,12 +251,12 @@ class TwinUpdater:
                 log.warning("partition %d: claimed by another worker; batch left to it", partition)
                 return []
             part.offsets.update(offsets)
-        self.counters.consumed += len(records)
+        self.counters.consumed += counts.pop("consumed")
+        self.counters.alerts_committed += counts.pop("alerts")
         self.counters.applied += counts.pop("applied", 0)
         self.counters.duplicates += counts.pop("duplicates", 0)
         self.counters.replay_skipped += counts.pop("replay_skipped", 0)
         self.counters.dead_lettered.update(counts)
-        self.counters.alerts_committed += sum(1 for o in outbox if o[:1] == _ALERT_TAG)
         return outbox
 
     async def _stale_scan(

@@ -76,6 +76,15 @@ async def test_applies_alerts_and_dead_letters(
     c = up.counters
     assert (c.consumed, c.applied, sum(c.dead_lettered.values())) == (4, 2, 2)
     assert c.balanced()
+    # The same accounting is committed to the store with the twins.
+    stored = await store.counters()
+    assert stored == {
+        "consumed": 4,
+        "applied": 2,
+        "dead.malformed_json": 1,
+        "dead.implausible": 1,
+        "alerts": 1,
+    }
 
 
 async def test_replay_changes_nothing(parts: tuple[Settings, MemoryTwinStore, ListSink]) -> None:
