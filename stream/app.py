@@ -41,9 +41,9 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         web_enabled=False,
         autodiscover=False,
-        # A dead worker is noticed in ~10 s, not Faust's default 60 s.
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=2.0,
+        # A dead worker is noticed in ~6 s (the broker's minimum), not Faust's default 60 s.
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=1.5,
         broker_commit_interval=1.0,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
@@ -90,6 +90,9 @@ class Runtime:
         if self._updater is not None:
             self._updater.on_revoked(partitions)
 
+    async def assigned(self, partitions: set[int]) -> None:
+        await self.updater.on_assigned(partitions)
+
 
 settings = get_settings()
 app = create_app(settings)
@@ -106,3 +109,10 @@ input_channel = app.topic(
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]
 async def _on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
     runtime.revoked({tp.partition for tp in revoked})
+
+
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]
+async def _on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
+    # Only the twin updater's input topics matter (not the reply/changelog ones).
+    inputs = set(settings.input_topics())
+    await runtime.assigned({tp.partition for tp in assigned if tp.topic in inputs})

@@ -242,7 +242,15 @@ class RedisTwinStore:
     def __init__(self, url: str, partitions: int, prefix: str = "ts") -> None:
         self.partitions = partitions
         self.prefix = prefix
-        self.redis = aioredis.Redis.from_url(url, decode_responses=False)
+        # Timeouts turn a stalled Redis (SIGSTOP, network partition) into errors
+        # that the updater retries, instead of a forever-hung agent.
+        self.redis = aioredis.Redis.from_url(
+            url,
+            decode_responses=False,
+            socket_timeout=5.0,
+            socket_connect_timeout=3.0,
+            health_check_interval=10,
+        )
         self._commit = self.redis.register_script(_COMMIT_LUA)
         self._ack = self.redis.register_script(_ACK_OUTBOX_LUA)
 

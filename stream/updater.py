@@ -105,6 +105,8 @@ class TwinUpdater:
         self.counters = UpdaterCounters()
         self._parts: dict[int, _Partition] = {}
         self.config = settings.twin_config()
+        self.assigned: set[int] | None = None
+        """Partitions Kafka assigned us (None: not tracked, as in tests without Faust)."""
         self._decoders = decoders_for(settings)
 
     # -- partition lifecycle -------------------------------------------------
@@ -112,6 +114,24 @@ class TwinUpdater:
         """Forget revoked partitions; their twins are already committed."""
         for p in partitions:
             self._parts.pop(p, None)
+            if self.assigned is not None:
+                self.assigned.discard(p)
+
+    async def on_assigned(self, partitions: Iterable[int]) -> None:
+        """Claim every assigned partition at once, fencing off any previous owner.
+
+        Never raises (Faust would crash the app): a partition whose claim fails
+        here is claimed lazily by its first batch.
+        """
+        self.assigned = set(partitions)
+        for p in list(self._parts):
+            self._parts.pop(p)
+        for p in sorted(self.assigned):
+            try:
+                await self._claim(p)
+            except Exception as exc:
+                self._parts.pop(p, None)
+                log.warning("partition %d: claim on assignment failed (%s)", p, type(exc).__name__)
 
     async def _claim(self, partition: int) -> _Partition:
         part = self._parts.get(partition)
@@ -243,8 +263,12 @@ class TwinUpdater:
                     {_COUNTER_NAMES.get(k, f"dead.{k}"): v for k, v in counts.items()},
                 )
             except StaleEpochError:
-                # Another worker owns this partition now: drop our view, send nothing.
+                # Another claim superseded ours: drop our view, send nothing.
                 self._parts.pop(partition, None)
+                if self.assigned is not None and partition in self.assigned:
+                    # Still ours per Kafka (e.g. re-assigned to us in a rebalance that
+                    # raced this batch): retry, which re-claims and re-applies from Redis.
+                    raise
                 self.counters.consumed += len(records)
                 self.counters.replay_skipped += counts["replay_skipped"]
                 self.counters.handed_over += len(decoded)
