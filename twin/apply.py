@@ -90,7 +90,8 @@ def apply_vitals(
     state.last_vitals_at = newest_vitals
     if late:
         return []
-    alerts = _vitals_alerts(state, cfg, assess(state, cfg, newest_vitals), now)
+    # MEWS raises no alert; it is computed on demand (API), not on the hot path.
+    alerts = _vitals_alerts(state, cfg, assess(state, cfg, newest_vitals, with_mews=False), now)
     stale = update_alert(
         state,
         cfg,

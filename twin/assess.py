@@ -18,10 +18,10 @@ class Assessment:
     at: float
     news2: News2Result
     qsofa: QsofaResult
-    mews: MewsResult
+    mews: MewsResult | None
 
 
-def assess(state: TwinState, cfg: TwinConfig, at: float) -> Assessment:
+def assess(state: TwinState, cfg: TwinConfig, at: float, *, with_mews: bool = True) -> Assessment:
     """Score the twin at ``at``. Stale or missing parameters are reported missing, never 0.
 
     >>> from twin.state import Observation
@@ -60,5 +60,7 @@ def assess(state: TwinState, cfg: TwinConfig, at: float) -> Assessment:
             respiratory_rate=num("respiratory_rate", fresh_since=since),
             temperature_c=num("temperature_c", fresh_since=since),
             consciousness=level,
-        ),
+        )
+        if with_mews
+        else None,
     )
