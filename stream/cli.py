@@ -1,9 +1,10 @@
-"""``twinstream`` command line: worker, services, simulate, demo."""
+"""``twinstream`` command line: worker, demo, and the subcommands of stream.* modules."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import os
 import signal
@@ -36,33 +37,18 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_services(args: argparse.Namespace) -> int:
-    from stream.services import main_services
-
-    return main_services(args.rest)
-
-
-def _cmd_simulate(args: argparse.Namespace) -> int:
-    from stream.kafka import ensure_topics
-    from stream.settings import get_settings
-    from stream.simulate import simulate
-
-    settings = get_settings()
-
-    async def run() -> int:
-        await ensure_topics(settings)
-        return await simulate(
-            settings,
-            patients=args.patients,
-            rate=args.rate,
-            duration=args.duration,
-            seed=args.seed,
-            malformed_every=args.malformed_every,
-        )
-
-    sent = asyncio.run(run())
-    print(f"sent {sent} vitals messages to {settings.topic_vitals}")
-    return 0
+_DELEGATED = {
+    "services": (
+        "stream.services",
+        "main_services",
+        "start/stop/status of the local Kafka and Redis",
+    ),
+    "simulate": ("stream.feeds.simulator", "main_simulate", "produce a synthetic patient feed"),
+    "replay": ("stream.feeds.physionet", "main_replay", "replay physionet2012 or a WFDB record"),
+    "profiles": ("stream.feeds.profiles_csv", "main_profiles", "load patient profiles from CSV"),
+    "api": ("stream.api.server", "main_api", "serve the HTTP API and dashboard"),
+    "alerts": ("stream.api.subscribers", "main_alerts", "tail or forward alerts"),
+}
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -79,17 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--loglevel", "-l", default="info", choices=["debug", "info", "warn", "error"])
     w.set_defaults(func=_cmd_worker)
 
-    s = sub.add_parser("services", help="start/stop the local Kafka and Redis", add_help=False)
-    s.add_argument("rest", nargs=argparse.REMAINDER)
-    s.set_defaults(func=_cmd_services)
-
-    sim = sub.add_parser("simulate", help="produce a synthetic vitals feed")
-    sim.add_argument("--patients", type=int, default=100)
-    sim.add_argument("--rate", type=float, default=50.0, help="messages per second")
-    sim.add_argument("--duration", type=float, default=60.0, help="seconds")
-    sim.add_argument("--seed", type=int, default=7)
-    sim.add_argument("--malformed-every", type=int, default=0, help="every Nth message broken")
-    sim.set_defaults(func=_cmd_simulate)
+    for name, (_module, _func, text) in _DELEGATED.items():
+        # Listed for --help; main() hands their arguments to the module's own parser.
+        sub.add_parser(name, help=text, add_help=False)
 
     d = sub.add_parser("demo", help="services up, worker, live feed, print alerts")
     d.add_argument("--patients", type=int, default=40)
@@ -102,8 +80,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``twinstream`` console script."""
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if argv and argv[0] in _DELEGATED:
+        module, func, _ = _DELEGATED[argv[0]]
+        return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
+    args = _parser().parse_args(argv)
     return int(args.func(args) or 0)
 
 
