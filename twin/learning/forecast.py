@@ -1,0 +1,305 @@
+"""Short-horizon forecasts of one vital of one patient (+30 and +60 minutes).
+
+River's ``time_series.HoltWinters`` with an additive trend and no season
+learns one *step* per burst of readings; vitals arrive irregularly (a monitor
+every minute, a nurse every four hours), so time is handled around it:
+
+* **Steps.** A reading less than ``min_step_s`` after the current step's first
+  reading (or older than it) joins that step: the step's value becomes the mean
+  of its readings, re-learned by undoing the step's update (HoltWinters keeps
+  the previous level and trend) and learning the mean instead. Otherwise the
+  reading opens a new step.
+* **Time to steps.** The trend is per step; the mean spacing of steps is an
+  exponentially weighted average of the gaps between them, and a horizon of
+  ``H`` seconds is ``H / spacing`` steps. After a gap longer than ``max_gap_s``
+  the model is stale and starts afresh (two steps to re-initialise).
+* **Damped trend.** HoltWinters' forecast is ``level + h * trend``, evaluated
+  here at a fractional ``h``. With ``trend_damping_s = tau`` the trend is damped
+  in time, ``h = tau * (1 - exp(-H / tau)) / spacing`` (a trend fitted on the
+  last few minutes is not extrapolated at full slope for an hour); ``None``
+  keeps river's linear forecast.
+
+Readings are clamped to ``[low, high]`` before learning and forecasts after.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Self, TypedDict
+
+from river import time_series
+
+from twin.learning.errors import LearnedStateError
+
+__all__ = [
+    "DEFAULT_HORIZONS_S",
+    "ForecastParams",
+    "News2Inputs",
+    "VitalForecaster",
+    "projected_news2_inputs",
+]
+
+DEFAULT_HORIZONS_S: tuple[int, ...] = (1800, 3600)
+
+# The learning phase of the HoltWinters model decides what follows the byte:
+# 0 nothing; 1 the first value; 2 the first two values (just initialised);
+# 3 level and trend, previous and current. Phases 1-3 then carry the current
+# step (start time, sum, count of readings) and the mean spacing of steps.
+_PHASE = struct.Struct("<B")
+_VALUES = (struct.Struct("<"), struct.Struct("<d"), struct.Struct("<dd"), struct.Struct("<dddd"))
+_STEP = struct.Struct("<ddHd")
+_MAX_COUNT = 0xFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastParams:
+    """Settings of a :class:`VitalForecaster`; ``low``/``high`` are per vital."""
+
+    alpha: float = 0.3
+    beta: float = 0.1
+    low: float = -math.inf
+    high: float = math.inf
+    min_step_s: float = 60.0
+    max_gap_s: float = 6 * 3600.0
+    interval_fading: float = 0.1
+    trend_damping_s: float | None = 3600.0
+
+    def __post_init__(self) -> None:
+        if not (0 < self.alpha <= 1 and 0 < self.beta <= 1):
+            raise ValueError("alpha and beta must be in (0, 1]")
+        if not 0 < self.min_step_s < self.max_gap_s:
+            raise ValueError("expected 0 < min_step_s < max_gap_s")
+
+
+class VitalForecaster:
+    """HoltWinters (level + trend) over irregular readings, forecast in seconds.
+
+    Examples
+    --------
+    Respiratory rate climbing 1/min every 10 minutes:
+
+    >>> f = VitalForecaster(ForecastParams(low=4.0, high=60.0))
+    >>> for i in range(12):
+    ...     f.update(16.0 + i, at=600.0 * i)
+    >>> {h: round(v, 1) for h, v in f.forecast().items()}
+    {1800: 29.5, 3600: 31.0}
+    >>> round(f.slope_per_hour, 1)
+    6.2
+    """
+
+    __slots__ = ("_count", "_hw", "_interval", "_step_at", "_sum", "params")
+
+    def __init__(self, params: ForecastParams | None = None) -> None:
+        self.params = params if params is not None else ForecastParams()
+        self._hw = self._model()
+        self._step_at = 0.0
+        self._sum = 0.0
+        self._count = 0  # readings in the current step; 0 before the first
+        self._interval = 0.0  # mean spacing of steps, s; 0 until known
+
+    def _model(self) -> Any:
+        return time_series.HoltWinters(  # type: ignore[no-untyped-call]
+            alpha=self.params.alpha, beta=self.params.beta
+        )
+
+    @property
+    def ready(self) -> bool:
+        """Whether a forecast can be made (two steps seen since the last restart)."""
+        return bool(self._hw._initialized) and self._interval > 0
+
+    @property
+    def level(self) -> float | None:
+        """The smoothed current level, or None before two steps."""
+        return float(self._hw.level[-1]) if self._hw._initialized else None
+
+    @property
+    def slope_per_hour(self) -> float | None:
+        """The undamped trend in units per hour, or None when not ready."""
+        return float(self._hw.trend[-1]) * 3600.0 / self._interval if self.ready else None
+
+    def update(self, value: float, at: float) -> None:
+        """Learn one reading taken at event time ``at``."""
+        p = self.params
+        y = min(max(value, p.low), p.high)
+        if self._count and at - self._step_at < p.min_step_s:
+            if self._count < _MAX_COUNT:
+                self._count += 1
+                self._sum += y
+                self._relearn(self._sum / self._count)
+            return
+        if self._count:
+            gap = at - self._step_at
+            if gap > p.max_gap_s:
+                self._hw = self._model()
+            elif self._interval:
+                f = p.interval_fading
+                self._interval = f * gap + (1.0 - f) * self._interval
+            else:
+                self._interval = gap
+        self._step_at, self._sum, self._count = at, y, 1
+        self._hw.learn_one(y)
+
+    def _relearn(self, y: float) -> None:
+        """Replace the current step's value by ``y`` (HoltWinters keeps one step back)."""
+        hw = self._hw
+        if not hw._initialized:
+            hw._first_values[-1] = y
+        elif len(hw.level) == 1:  # this step initialised the model: initialise again
+            hw.level.clear()
+            hw.trend.clear()
+            hw._initialized = False
+            hw._first_values.pop()
+            hw.learn_one(y)
+        else:
+            hw.level.pop()
+            hw.trend.pop()
+            hw.learn_one(y)
+
+    def forecast(self, horizons_s: Iterable[int] = DEFAULT_HORIZONS_S) -> dict[int, float]:
+        """Projected values ``horizon`` seconds after the current step; {} if not ready."""
+        if not self.ready:
+            return {}
+        p = self.params
+        level, trend = self._hw.level[-1], self._hw.trend[-1]
+        tau = p.trend_damping_s
+        out: dict[int, float] = {}
+        for horizon in horizons_s:
+            reach = horizon if tau is None else tau * -math.expm1(-horizon / tau)
+            out[horizon] = float(min(max(level + reach / self._interval * trend, p.low), p.high))
+        return out
+
+    def to_bytes(self) -> bytes:
+        """The state: 59 bytes once learning (1 byte before any reading)."""
+        out = bytearray()
+        self.pack_into(out)
+        return bytes(out)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, params: ForecastParams | None = None) -> Self:
+        """Inverse of :meth:`to_bytes`; ``params`` must be those it was built with."""
+        forecaster, end = cls.unpack_from(raw, 0, params)
+        if end != len(raw):
+            raise LearnedStateError(f"forecaster state: {len(raw) - end} trailing bytes")
+        return forecaster
+
+    def pack_into(self, out: bytearray) -> None:
+        """Append the state to ``out`` (used by the patient codec)."""
+        hw = self._hw
+        if not hw._initialized:
+            phase, values = len(hw._first_values), hw._first_values
+        elif len(hw.level) == 1:
+            phase, values = 2, hw._first_values
+        else:
+            phase, values = 3, (*hw.level, *hw.trend)
+        out += _PHASE.pack(phase)
+        out += _VALUES[phase].pack(*values)
+        if phase:
+            out += _STEP.pack(self._step_at, self._sum, self._count, self._interval)
+
+    @staticmethod
+    def skip(buf: bytes | memoryview, offset: int) -> int:
+        """The offset just after a forecaster packed at ``offset`` (without decoding it)."""
+        if offset >= len(buf) or buf[offset] >= len(_VALUES):
+            raise LearnedStateError(f"forecaster state truncated or corrupt at byte {offset}")
+        phase = buf[offset]
+        end = offset + 1 + _VALUES[phase].size + (_STEP.size if phase else 0)
+        if end > len(buf):
+            raise LearnedStateError(f"forecaster state truncated at byte {offset}")
+        return end
+
+    @classmethod
+    def unpack_from(
+        cls, buf: bytes | memoryview, offset: int, params: ForecastParams | None = None
+    ) -> tuple[Self, int]:
+        """Read a forecaster at ``offset``; returns it and the offset after it."""
+        forecaster = cls(params)
+        try:
+            (phase,) = _PHASE.unpack_from(buf, offset)
+            if phase >= len(_VALUES):
+                raise LearnedStateError(f"forecaster state: unknown phase {phase}")
+            values = _VALUES[phase].unpack_from(buf, offset + 1)
+            offset += 1 + _VALUES[phase].size
+            if phase:
+                step = _STEP.unpack_from(buf, offset)
+                offset += _STEP.size
+                forecaster._step_at, forecaster._sum, forecaster._count, forecaster._interval = step
+        except struct.error as exc:
+            raise LearnedStateError(f"forecaster state truncated at byte {offset}") from exc
+        hw = forecaster._hw
+        if phase == 3:
+            hw.level.extend(values[:2])
+            hw.trend.extend(values[2:])
+            hw._initialized = True
+        else:
+            for value in values:  # replaying the first values rebuilds phases 1 and 2
+                hw.learn_one(value)
+        return forecaster, offset
+
+
+class News2Inputs(TypedDict):
+    """Keyword arguments for ``twin.scores.news2``: ``news2(**inputs)``."""
+
+    respiratory_rate: float | None
+    spo2: float | None
+    on_oxygen: bool | None
+    systolic_bp: float | None
+    heart_rate: float | None
+    consciousness: str | None
+    temperature_c: float | None
+    spo2_scale: int
+
+
+def projected_news2_inputs(
+    forecasts: Mapping[str, Mapping[int, float]],
+    horizon_s: int,
+    *,
+    latest: Mapping[str, float] | None = None,
+    on_oxygen: bool | None = None,
+    consciousness: str | None = None,
+    spo2_scale: int = 1,
+) -> News2Inputs:
+    """NEWS2 inputs ``horizon_s`` ahead: forecast vitals, else the latest, else None.
+
+    A vital without a forecast at ``horizon_s`` carries its ``latest`` value
+    forward; one with neither is None, so ``news2`` reports it missing and the
+    projected score is a lower bound (``partial``), never a silent normal.
+    Oxygen, consciousness and the SpO2 scale are not forecast: pass the
+    current ones.
+
+    Examples
+    --------
+    >>> from twin.scores import news2
+    >>> inputs = projected_news2_inputs(
+    ...     {"heart_rate": {3600: 118.4}, "respiratory_rate": {3600: 23.6}},
+    ...     3600,
+    ...     latest={"spo2": 95.0, "systolic_bp": 104.0, "heart_rate": 96.0},
+    ...     on_oxygen=False,
+    ...     consciousness="A",
+    ... )
+    >>> inputs["heart_rate"], inputs["temperature_c"]
+    (118.4, None)
+    >>> r = news2(**inputs)
+    >>> r.total, r.band, r.partial
+    (6, 'medium', True)
+    """
+    carried = latest if latest is not None else {}
+
+    def projected(name: str) -> float | None:
+        forecast = forecasts.get(name)
+        if forecast is not None and horizon_s in forecast:
+            return forecast[horizon_s]
+        return carried.get(name)
+
+    return News2Inputs(
+        respiratory_rate=projected("respiratory_rate"),
+        spo2=projected("spo2"),
+        on_oxygen=on_oxygen,
+        systolic_bp=projected("systolic_bp"),
+        heart_rate=projected("heart_rate"),
+        consciousness=consciousness,
+        temperature_c=projected("temperature_c"),
+        spo2_scale=spo2_scale,
+    )

@@ -1,0 +1,332 @@
+"""An online deterioration risk model that learns from delayed outcomes.
+
+A :class:`TwinSummary` (plain values the twin already has: NEWS2 and its
+subscores, qSOFA, slopes from the forecasters, the worst labs seen, alert
+counts) becomes a fixed feature vector with :func:`features`. Every missing
+value is imputed with a clinically normal value *and* flagged by a
+``<name>_missing`` feature, so the model can learn what absence means instead
+of reading it as normal. Labs enter as their excess beyond the reference
+interval (``lab_lactate_above``, ``lab_ph_below``...), which keeps U-shaped
+risks (potassium, pH, white cells) monotone for a linear model.
+
+The model is river's ``preprocessing.StandardScaler() |
+linear_model.LogisticRegression()``: online, calibrated enough to read as a
+probability, and explainable (:meth:`RiskModel.weights` are log-odds per
+standard deviation), which a bedside risk score needs more than the last
+point of AUROC. It is shared by all patients of a partition.
+
+Outcomes arrive hours after a score. :class:`PendingLabels` keeps the
+features as scored, bounded, and turns them into labelled examples: positive
+when an outcome event follows within ``horizon_s``, negative once
+``horizon_s`` has passed without one.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from river import linear_model, optim, preprocessing
+
+from twin.learning.errors import LearnedStateError, UnsupportedLearnedStateVersion
+
+__all__ = [
+    "LAB_REFERENCE",
+    "NEWS2_SUBSCORES",
+    "RISK_STATE_VERSION",
+    "SLOPE_VITALS",
+    "LabelledExample",
+    "PendingLabels",
+    "RiskModel",
+    "TwinSummary",
+    "features",
+    "worst_lab",
+]
+
+RISK_STATE_VERSION = 1
+_MAGIC = b"TWRISK"
+
+NEWS2_SUBSCORES: tuple[str, ...] = (
+    "respiratory_rate",
+    "spo2",
+    "air_or_oxygen",
+    "systolic_bp",
+    "heart_rate",
+    "consciousness",
+    "temperature_c",
+)
+SLOPE_VITALS: tuple[str, ...] = (
+    "heart_rate",
+    "respiratory_rate",
+    "spo2",
+    "systolic_bp",
+    "temperature_c",
+)
+# Adult reference intervals in the canonical units of ``schemas.labs``; None
+# where that side carries no deterioration risk.
+LAB_REFERENCE: Mapping[str, tuple[float | None, float | None]] = {
+    "lactate": (None, 2.0),  # mmol/L
+    "creatinine": (None, 1.2),  # mg/dL
+    "potassium": (3.5, 5.0),  # mmol/L
+    "white_cell_count": (4.0, 12.0),  # 10^9/L (SIRS bounds)
+    "platelets": (150.0, None),  # 10^9/L
+    "bilirubin": (None, 1.2),  # mg/dL
+    "ph": (7.35, 7.45),
+    "bicarbonate": (22.0, None),  # mmol/L
+}
+_AGE_IMPUTED = 65.0
+
+
+@dataclass(frozen=True, slots=True)
+class TwinSummary:
+    """What the risk model reads from a twin; None means not known.
+
+    ``news2_subscores`` holds the parameters that were scored;
+    ``slopes_per_hour`` the forecasters' trends (units per hour);
+    ``worst_labs`` the worst value of each analyte seen (see :func:`worst_lab`).
+    """
+
+    news2_total: int | None = None
+    news2_subscores: Mapping[str, int] = field(default_factory=dict)
+    news2_max: int | None = None
+    qsofa: int | None = None
+    on_oxygen: bool | None = None
+    age_years: float | None = None
+    hours_observed: float = 0.0
+    slopes_per_hour: Mapping[str, float] = field(default_factory=dict)
+    worst_labs: Mapping[str, float] = field(default_factory=dict)
+    alerts: int = 0
+    deviating_vitals: int = 0
+    sustained_changes: int = 0
+
+
+def worst_lab(analyte: str, seen: float | None, value: float) -> float:
+    """The worse of ``seen`` and ``value`` for ``analyte``, by :data:`LAB_REFERENCE`.
+
+    Higher is worse for lactate, lower for platelets, farther from the middle
+    of the interval for potassium, pH and white cells.
+
+    >>> worst_lab("lactate", 3.1, 2.4), worst_lab("platelets", 90.0, 140.0)
+    (3.1, 90.0)
+    >>> worst_lab("potassium", 3.0, 5.8)
+    5.8
+    """
+    if seen is None:
+        return value
+    low, high = LAB_REFERENCE[analyte]
+    if low is not None and high is not None:
+        middle = (low + high) / 2
+        return value if abs(value - middle) > abs(seen - middle) else seen
+    return max(seen, value) if high is not None else min(seen, value)
+
+
+def _put(out: dict[str, float], name: str, value: float | None, imputed: float) -> None:
+    out[name] = imputed if value is None else float(value)
+    out[f"{name}_missing"] = 1.0 if value is None else 0.0
+
+
+def features(summary: TwinSummary) -> dict[str, float]:
+    """The feature vector of ``summary``: always the same keys, no value silently 0.
+
+    >>> x = features(TwinSummary(news2_total=6, worst_labs={"lactate": 4.5}))
+    >>> x["news2_total"], x["news2_total_missing"], x["lab_lactate_above"]
+    (6.0, 0.0, 2.5)
+    >>> x["lab_ph_below"], x["lab_ph_missing"], x["age_years"], x["age_years_missing"]
+    (0.0, 1.0, 65.0, 1.0)
+    """
+    s = summary
+    out: dict[str, float] = {}
+    _put(out, "news2_total", s.news2_total, 0.0)
+    _put(out, "news2_max", s.news2_max, 0.0 if s.news2_total is None else s.news2_total)
+    for name in NEWS2_SUBSCORES:
+        _put(out, f"news2_{name}", s.news2_subscores.get(name), 0.0)
+    _put(out, "qsofa", s.qsofa, 0.0)
+    _put(out, "on_oxygen", None if s.on_oxygen is None else float(s.on_oxygen), 0.0)
+    _put(out, "age_years", s.age_years, _AGE_IMPUTED)
+    out["log_hours_observed"] = math.log1p(max(s.hours_observed, 0.0))
+    for name in SLOPE_VITALS:
+        _put(out, f"slope_{name}", s.slopes_per_hour.get(name), 0.0)
+    for analyte, (low, high) in LAB_REFERENCE.items():
+        value = s.worst_labs.get(analyte)
+        if high is not None:
+            out[f"lab_{analyte}_above"] = 0.0 if value is None else max(value - high, 0.0)
+        if low is not None:
+            out[f"lab_{analyte}_below"] = 0.0 if value is None else max(low - value, 0.0)
+        out[f"lab_{analyte}_missing"] = 1.0 if value is None else 0.0
+    out["log_alerts"] = math.log1p(max(s.alerts, 0))
+    out["deviating_vitals"] = float(s.deviating_vitals)
+    out["sustained_changes"] = float(s.sustained_changes)
+    return out
+
+
+class RiskModel:
+    """Online logistic regression on standardised features, shared per partition.
+
+    Examples
+    --------
+    >>> model = RiskModel()
+    >>> sick = features(TwinSummary(news2_total=9, worst_labs={"lactate": 5.0}))
+    >>> well = features(TwinSummary(news2_total=0, worst_labs={"lactate": 1.0}))
+    >>> for _ in range(200):
+    ...     model.learn(sick, True)
+    ...     model.learn(well, False)
+    >>> model.predict_proba(sick) > 0.9 > 0.1 > model.predict_proba(well)
+    True
+    >>> RiskModel.loads(model.dumps()).predict_proba(sick) == model.predict_proba(sick)
+    True
+    """
+
+    __slots__ = ("_pipeline", "n_learned")
+
+    def __init__(
+        self, *, learning_rate: float = 0.05, intercept_lr: float = 0.1, l2: float = 1e-4
+    ) -> None:
+        self._pipeline: Any = preprocessing.StandardScaler() | linear_model.LogisticRegression(
+            optimizer=optim.SGD(learning_rate), intercept_lr=intercept_lr, l2=l2
+        )
+        self.n_learned = 0
+
+    def predict_proba(self, features: Mapping[str, float]) -> float:
+        """Probability of the outcome (0.5 before anything was learned)."""
+        return float(self._pipeline.predict_proba_one(dict(features))[True])
+
+    def learn(self, features: Mapping[str, float], outcome: bool) -> None:
+        """Learn one labelled example (the features as they were when scored)."""
+        self._pipeline.learn_one(dict(features), bool(outcome))
+        self.n_learned += 1
+
+    def weights(self) -> dict[str, float]:
+        """Log-odds per standard deviation of each feature, largest effect first."""
+        learned = self._pipeline["LogisticRegression"].weights
+        return dict(sorted(learned.items(), key=lambda item: -abs(item[1])))
+
+    def dumps(self) -> bytes:
+        """Versioned checkpoint bytes (a tag, then a pickle of the river pipeline)."""
+        payload = pickle.dumps((self._pipeline, self.n_learned), protocol=5)
+        return _MAGIC + bytes([RISK_STATE_VERSION]) + payload
+
+    @classmethod
+    def loads(cls, raw: bytes) -> Self:
+        """Rebuild a model from :meth:`dumps` (trusted bytes from our own store only)."""
+        if not raw.startswith(_MAGIC) or len(raw) <= len(_MAGIC):
+            raise LearnedStateError("not a risk model checkpoint (bad magic)")
+        version = raw[len(_MAGIC)]
+        if version != RISK_STATE_VERSION:
+            raise UnsupportedLearnedStateVersion(
+                f"risk model checkpoint version {version}, this build reads "
+                f"{RISK_STATE_VERSION}: upgrade the worker or start a new model"
+            )
+        try:
+            # The bytes come from the partition's own checkpoint key, never from outside.
+            pipeline, n_learned = pickle.loads(raw[len(_MAGIC) + 1 :])  # noqa: S301
+        except Exception as exc:
+            raise LearnedStateError(f"risk model checkpoint is corrupt: {exc}") from exc
+        model = cls()
+        model._pipeline, model.n_learned = pipeline, int(n_learned)
+        return model
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledExample:
+    """Features as scored at ``scored_at``, now with their outcome."""
+
+    patient_id: str
+    scored_at: float
+    features: Mapping[str, float]
+    outcome: bool
+
+
+class PendingLabels:
+    """Scored feature vectors waiting for their outcome, bounded in memory.
+
+    Each patient keeps at most ``max_per_patient`` (oldest dropped first) and
+    all together at most ``capacity`` (new ones refused when full); both count
+    in ``dropped``. Times are event times.
+
+    Examples
+    --------
+    >>> pending = PendingLabels(horizon_s=3600.0)
+    >>> pending.add("p1", {"news2_total": 5.0}, at=0.0)
+    >>> pending.add("p1", {"news2_total": 7.0}, at=1800.0)
+    >>> pending.add("p2", {"news2_total": 1.0}, at=0.0)
+    >>> [(e.patient_id, e.scored_at, e.outcome) for e in pending.outcome("p1", event_at=3000.0)]
+    [('p1', 0.0, True), ('p1', 1800.0, True)]
+    >>> [(e.patient_id, e.outcome) for e in pending.expire(now=3600.0)], len(pending)
+    ([('p2', False)], 0)
+    """
+
+    __slots__ = ("_by_patient", "_size", "capacity", "dropped", "horizon_s", "max_per_patient")
+
+    def __init__(
+        self, *, horizon_s: float = 24 * 3600.0, max_per_patient: int = 48, capacity: int = 100_000
+    ) -> None:
+        self.horizon_s = horizon_s
+        self.max_per_patient = max_per_patient
+        self.capacity = capacity
+        self.dropped = 0
+        self._size = 0
+        self._by_patient: dict[str, deque[tuple[float, Mapping[str, float]]]] = {}
+
+    def __len__(self) -> int:
+        return self._size
+
+    def add(self, patient_id: str, features: Mapping[str, float], at: float) -> None:
+        """Keep ``features`` scored at ``at`` until its outcome is known."""
+        queue = self._by_patient.setdefault(patient_id, deque())
+        if len(queue) >= self.max_per_patient:
+            queue.popleft()
+            self._size -= 1
+            self.dropped += 1
+        if self._size >= self.capacity:
+            self.dropped += 1
+            if not queue:
+                del self._by_patient[patient_id]
+            return
+        queue.append((at, features))
+        self._size += 1
+
+    def outcome(self, patient_id: str, event_at: float) -> list[LabelledExample]:
+        """The outcome happened at ``event_at``: label what was scored before it.
+
+        Scores within ``horizon_s`` before the event are positive, older ones
+        negative; scores after the event stay pending.
+        """
+        queue = self._by_patient.get(patient_id)
+        out: list[LabelledExample] = []
+        while queue and queue[0][0] <= event_at:
+            at, x = queue.popleft()
+            out.append(LabelledExample(patient_id, at, x, event_at - at <= self.horizon_s))
+        self._forget_if_empty(patient_id)
+        self._size -= len(out)
+        return out
+
+    def expire(self, now: float) -> list[LabelledExample]:
+        """Negatives: scores older than ``horizon_s`` at ``now`` with no outcome.
+
+        Call it with a watermark that trails the outcome topic, so that a late
+        outcome is not read as its absence.
+        """
+        out: list[LabelledExample] = []
+        for patient_id, queue in list(self._by_patient.items()):
+            while queue and now - queue[0][0] >= self.horizon_s:
+                at, x = queue.popleft()
+                out.append(LabelledExample(patient_id, at, x, False))
+            self._forget_if_empty(patient_id)
+        self._size -= len(out)
+        return out
+
+    def discard(self, patient_id: str) -> int:
+        """Forget a patient's pending scores (e.g. transferred out); how many."""
+        queue = self._by_patient.pop(patient_id, None)
+        n = len(queue) if queue else 0
+        self._size -= n
+        return n
+
+    def _forget_if_empty(self, patient_id: str) -> None:
+        queue = self._by_patient.get(patient_id)
+        if queue is not None and not queue:
+            del self._by_patient[patient_id]
