@@ -1,0 +1,170 @@
+"""The bench's world: its own Kafka and Redis, fresh names per run, child processes.
+
+Ports and state dir default to ``TWIN_LOCAL_KAFKA_PORT=59192``,
+``TWIN_LOCAL_REDIS_PORT=56479``, ``TWIN_STATE_DIR=/tmp/tsstate-bench`` unless
+the caller set them. Every measured phase gets its own topics
+(``bench.<run>.<phase>.*``), consumer groups and Redis key prefix, so no phase
+sees another's data. Every child process is started in its own session and
+stopped by its pid (process group) when the bench ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BENCH_DEFAULTS", "Children", "Phase", "cpu_seconds", "read_rss_mb", "wait_for_file"]
+
+BENCH_DEFAULTS = {
+    "TWIN_LOCAL_KAFKA_PORT": "59192",
+    "TWIN_LOCAL_REDIS_PORT": "56479",
+    "TWIN_STATE_DIR": "/tmp/tsstate-bench",
+}
+RESULTS = Path(__file__).resolve().parent / "results"
+RUN_ID = uuid.uuid4().hex[:6]
+
+
+def apply_defaults() -> None:
+    """Set the bench's service env unless the caller did (before stream.* reads it)."""
+    for key, value in BENCH_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def bootstrap() -> str:
+    return f"127.0.0.1:{os.environ['TWIN_LOCAL_KAFKA_PORT']}"
+
+
+def redis_url() -> str:
+    return f"redis://127.0.0.1:{os.environ['TWIN_LOCAL_REDIS_PORT']}/0"
+
+
+@dataclass
+class Phase:
+    """Fresh topics, group and key prefix for one measured phase."""
+
+    name: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tag(self) -> str:
+        return f"{RUN_ID}{self.name}"[:15]
+
+    def topic(self, kind: str) -> str:
+        return f"bench.{RUN_ID}.{self.name}.{kind}"
+
+    def env(self, consumer: str = "tw") -> dict[str, str]:
+        """TWIN_* environment of a twinstream process (or the naive peer) in this phase."""
+        kinds = ("vitals", "labs", "wearables", "profiles", "fhir", "outcomes", "alerts")
+        env = {f"TWIN_TOPIC_{k.upper()}": self.topic(k) for k in kinds}
+        env["TWIN_TOPIC_ALERT_ACKS"] = self.topic("alert-acks")
+        env["TWIN_TOPIC_DEADLETTER"] = self.topic("deadletter")
+        env |= {
+            "TWIN_KAFKA_BOOTSTRAP": bootstrap(),
+            "TWIN_REDIS_URL": redis_url(),
+            "TWIN_CONSUMER_GROUP": self.group(consumer),
+            "TWIN_KEY_PREFIX": self.prefix(consumer),
+        }
+        return env | self.extra_env
+
+    def group(self, consumer: str) -> str:
+        return f"bench-{RUN_ID}-{self.name}-{consumer}"
+
+    def prefix(self, consumer: str) -> str:
+        return f"b{RUN_ID}{self.name[:4]}{consumer[:4]}".lower().replace("-", "_")[:16]
+
+    def settings(self, consumer: str = "tw") -> Any:
+        from stream.settings import Settings
+
+        fields = {k.removeprefix("TWIN_").lower(): v for k, v in self.env(consumer).items()}
+        return Settings(**fields)
+
+    def input_topics(self) -> list[str]:
+        return [self.topic(k) for k in ("vitals", "labs", "wearables", "profiles")]
+
+
+class Children:
+    """Child processes of the bench, each in its own session, stopped by pid."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Any:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen(
+            argv,
+            env={**os.environ, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def module(self, name: str, module: str, *args: str, env: dict[str, str] | None = None) -> Any:
+        return self.spawn(name, [sys.executable, "-m", module, *args], env)
+
+    def track(self, proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+        """Adopt a process started elsewhere (e.g. stream.cli.spawn_worker)."""
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+        """SIGTERM the child's process group, then SIGKILL after ``grace`` seconds."""
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            while proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        with contextlib.suppress(ValueError):
+            self.procs.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in list(self.procs):
+            self.stop(proc, grace=3.0)
+
+
+def wait_for_file(path: Path, timeout: float, proc: Any = None) -> dict[str, Any] | None:
+    """The JSON at ``path`` once it appears; None on timeout or if ``proc`` died first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            return dict(json.loads(path.read_text()))
+        if proc is not None and proc.poll() is not None:
+            time.sleep(0.2)
+            return dict(json.loads(path.read_text())) if path.exists() else None
+        time.sleep(0.1)
+    return None
+
+
+def read_rss_mb(pid: int) -> float:
+    """VmRSS of ``pid`` in MiB (0 if gone)."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds used so far by ``pid`` (0 if gone)."""
+    if pid is None:
+        return 0.0
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0

@@ -1,0 +1,66 @@
+"""Framework ceiling: a bare Faust agent that only decodes each message (``orjson.loads``).
+
+``--tuned`` runs it on uvloop with Faust's Monitor sensor removed from
+``app.sensors`` (the supported gains in /work/shared/PERF-NOTES.md); without it
+Faust runs with default settings on the default asyncio loop.
+
+``python -m bench.faust_bare --bootstrap H:P --topics a,b --group G --expect N --out F [--tuned]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import orjson
+
+from bench.probe import Probe, add_probe_arguments
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_probe_arguments(parser)
+    parser.add_argument("--tuned", action="store_true", help="uvloop and no Monitor")
+    args = parser.parse_args()
+    if args.tuned:
+        from mode.loop import use as use_loop
+
+        use_loop("uvloop")
+    import faust
+
+    probe = Probe(args.out, args.expect, args.deadline)
+    app = faust.App(
+        args.group,
+        broker=f"kafka://{args.bootstrap}",
+        store="memory://",
+        web_enabled=False,  # no HTTP port: several bench processes may run at once
+        consumer_auto_offset_reset="earliest",
+    )
+    channel = app.topic(
+        *args.topics.split(","), key_type=bytes, value_type=bytes, value_serializer="raw"
+    )
+
+    @app.agent(channel)
+    async def decode(stream: Any) -> None:
+        async for value in stream:
+            orjson.loads(value)
+            probe.hit()
+
+    @app.timer(1.0)
+    async def watchdog() -> None:
+        probe.expired()
+
+    if args.tuned:
+
+        @app.task
+        async def drop_monitor() -> None:
+            # The Monitor is added to app.sensors when the app starts.
+            app.sensors.remove(app.monitor)
+
+    sys.argv = [sys.argv[0]]
+    faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,299 @@
+"""The measured phases of ``python -m bench.run``; each fills its part of the results."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.env import RESULTS, Children, Phase, bootstrap, wait_for_file
+from bench.inputs import main_mix, one_vitals_each, send, wearables
+from bench.twinrun import check_twins, run_workers, store_counters
+
+Results = dict[str, Any]
+
+
+def create_topics(phase: Phase) -> None:
+    from stream.kafka import ensure_topics
+
+    asyncio.run(ensure_topics(phase.settings()))
+
+
+def _topics(phase: Phase) -> dict[str, str]:
+    return {k: phase.topic(k) for k in ("vitals", "labs", "wearables", "profiles")}
+
+
+def load_main(phase: Phase, size: dict[str, Any], data_dir: Path, res: Results) -> int:
+    create_topics(phase)
+    notes: list[str] = res.setdefault("notes", [])
+    started = time.monotonic()
+    mix = main_mix(data_dir, size["stays"], size["patients"], size["hours"], notes)
+    counts = send(bootstrap(), _topics(phase), mix)
+    total = sum(counts.values())
+    res["inputs"] = {
+        "messages": total,
+        "by_kind": dict(counts),
+        "physionet_stays": size["stays"] or "all",
+        "simulated_patients": size["patients"],
+        "simulated_hours": size["hours"],
+        "load_seconds": round(time.monotonic() - started, 1),
+    }
+    return total
+
+
+def consumer(
+    children: Children,
+    phase: Phase,
+    name: str,
+    module: str,
+    expect: int,
+    deadline: float,
+    *extra: str,
+) -> dict[str, Any] | None:
+    """Run one measuring consumer process to its result file, then stop it."""
+    out = RESULTS / "runs" / f"{name}.json"
+    out.unlink(missing_ok=True)
+    args = ["--bootstrap", bootstrap(), "--topics", ",".join(phase.input_topics())]
+    args += ["--group", phase.group(name), "--expect", str(expect)]
+    args += ["--deadline", str(deadline), "--out", str(out), *extra]
+    proc = children.module(name, module, *args)
+    result = wait_for_file(out, deadline + 90, proc)
+    children.stop(proc, grace=3.0)
+    return result
+
+
+def bare_consumers(children: Children, phase: Phase, n: int, deadline: float, res: Results) -> None:
+    eps = res.setdefault("throughput_eps", {})
+    runs = res.setdefault("consumer_runs", {})
+    for name, module, extra in (
+        ("aiokafka_raw", "bench.aiokafka_raw", ()),
+        ("quix_bare", "bench.quix_bare", ()),
+        ("faust_bare", "bench.faust_bare", ()),
+        ("faust_bare_tuned", "bench.faust_bare", ("--tuned",)),
+    ):
+        result = consumer(children, phase, name, module, n, deadline, *extra)
+        runs[name] = result
+        eps[name] = round(result["eps"]) if result else None
+        print(f"  {name}: {eps[name]} msg/s", flush=True)
+
+
+def naive(children: Children, phase: Phase, n: int, size: dict[str, Any], res: Results) -> None:
+    out = RESULTS / "runs" / "naive.json"
+    out.unlink(missing_ok=True)
+    cap = min(n, size["naive_cap"])
+    env = phase.env("naive")
+    args = ["--expect", str(cap), "--deadline", str(size["naive_deadline"]), "--out", str(out)]
+    proc = children.module(
+        "naive", "bench.naive_peer", *args, "--prefix", env["TWIN_KEY_PREFIX"], env=env
+    )
+    result = wait_for_file(out, size["naive_deadline"] + 90, proc)
+    children.stop(proc, grace=3.0)
+    res.setdefault("consumer_runs", {})["naive"] = result
+    res.setdefault("throughput_eps", {})["naive"] = round(result["eps"]) if result else None
+    if result:
+        import redis
+
+        from bench.env import redis_url
+
+        r = redis.Redis.from_url(redis_url())
+        keys = list(itertools.islice(r.scan_iter(match=f"{env['TWIN_KEY_PREFIX']}:*"), 300))
+        sizes = [int(r.memory_usage(k, samples=0) or 0) for k in keys]
+        r.close()
+        res["naive_redis_bytes_per_twin"] = {
+            "median": statistics.median(sizes) if sizes else 0,
+            "max": max(sizes, default=0),
+        }
+    print(f"  naive: {res['throughput_eps']['naive']} ev/s (first {cap} messages)", flush=True)
+
+
+def twinstream(children: Children, phase: Phase, n: int, timeout: float, res: Results) -> None:
+    run = run_workers(children, phase, "tw1", n, timeout)
+    eps = res.setdefault("throughput_eps", {})
+    eps["twinstream"] = round(run.eps)
+    check = check_twins(phase.prefix("tw1"))
+    res["twinstream_run"] = {
+        "complete": run.complete,
+        "consumed": run.consumed,
+        "seconds": round(run.seconds, 2),
+        "steady_eps": round(run.window_eps()),
+        "cpu_seconds": run.cpu_s,
+        "cpu_us_per_event": {
+            k: round(v * 1e6 / max(run.consumed, 1), 1) for k, v in run.cpu_s.items()
+        },
+        "commandstats_per_event": {
+            k: round(v / max(run.consumed, 1), 4) for k, v in sorted(run.commandstats.items())
+        },
+        "rss_mb": run.rss_mb,
+        "check": check,
+    }
+    res["redis_commands_per_event"] = round(run.commands / max(run.consumed, 1), 4)
+    res["redis_bytes_per_twin"] = check["bytes"]
+    print(f"  twinstream: {eps['twinstream']} ev/s; balanced={check['balanced']}", flush=True)
+
+
+def profiled(children: Children, phase: Phase, n: int, timeout: float, res: Results) -> None:
+    raw = RESULTS / "profile.raw"
+    raw.unlink(missing_ok=True)
+    run = run_workers(children, phase, "prof", n, timeout, profile_out=raw)
+    res["profile"] = {
+        "eps_under_profiler": round(run.eps),
+        "us_per_event_by_layer": {k: round(v, 1) for k, v in run.profile.items()},
+        "file": "bench/results/profile.txt",
+    }
+    print(f"  profiled twinstream: {round(run.eps)} ev/s", flush=True)
+
+
+def two_workers(children: Children, phase: Phase, n: int, timeout: float, res: Results) -> None:
+    run = run_workers(children, phase, "tw2", n, timeout, workers=2)
+    one = res.get("throughput_eps", {}).get("twinstream") or 0
+    one_steady = res.get("twinstream_run", {}).get("steady_eps") or 0
+    res["two_worker_eps"] = round(run.eps)
+    res["two_worker_speedup"] = round(run.eps / one, 2) if one else None
+    res["two_worker_speedup_steady"] = (
+        round(run.window_eps() / one_steady, 2) if one_steady else None
+    )
+    res["two_worker_run"] = {"complete": run.complete, "cpu_seconds": run.cpu_s}
+    print(f"  two workers: {round(run.eps)} ev/s", flush=True)
+
+
+def wearable_rates(children: Children, size: dict[str, Any], timeout: float, res: Results) -> None:
+    for key, phase, count, per in (
+        ("batched_obs_per_s", Phase("wbat"), size["wear_batched"], 60),
+        ("single_obs_per_s", Phase("wsgl"), size["wear_single"], 1),
+    ):
+        create_topics(phase)
+        n = sum(
+            send(
+                bootstrap(), {"wearables": phase.topic("wearables")}, wearables(count, per)
+            ).values()
+        )
+        run = run_workers(children, phase, "tw", n, timeout)
+        res[key] = round(run.eps * per)
+        res[key.replace("obs", "msgs")] = round(run.eps)
+        print(f"  wearables x{per}: {round(run.eps)} msg/s = {res[key]} obs/s", flush=True)
+
+
+def latency(children: Children, size: dict[str, Any], rate: int, key: str, res: Results) -> None:
+    """Event-to-alert latency at ``rate`` events/s offered; fills ``res[key]``."""
+    phase = Phase(
+        f"lat{rate}", {"TWIN_ALERT_HOLD_MINUTES": "0", "TWIN_ALERT_COOLDOWN_MINUTES": "0"}
+    )
+    create_topics(phase)
+    import redis
+
+    from bench.env import redis_url
+    from stream.cli import spawn_worker
+
+    env = phase.env("tw")
+    log = str(children.logs / f"{key}-worker.log")
+    worker = children.track(spawn_worker(env, log_path=log))
+    r = redis.Redis.from_url(redis_url())
+    epochs = [f"{env['TWIN_KEY_PREFIX']}:{{p{p}}}:epoch" for p in range(8)]
+    deadline = time.monotonic() + 90
+    while r.exists(*epochs) < 8 and time.monotonic() < deadline:  # all partitions claimed
+        time.sleep(0.2)
+    duration = size["lat_duration"]
+    sub_out, prod_out = RESULTS / "runs" / f"{key}-sub.json", RESULTS / "runs" / f"{key}-prod.json"
+    for f in (sub_out, prod_out, sub_out.with_suffix(".ready")):
+        f.unlink(missing_ok=True)
+    common = ["--bootstrap", bootstrap(), "--topic"]
+    sub = children.module(
+        "lat-sub",
+        "bench.latency",
+        "subscribe",
+        *common,
+        phase.topic("alerts"),
+        "--group",
+        phase.group("sub"),
+        "--out",
+        str(sub_out),
+        "--until",
+        str(time.time() + duration + 120),
+    )
+    ready_deadline = time.monotonic() + 60
+    while not sub_out.with_suffix(".ready").exists() and time.monotonic() < ready_deadline:
+        time.sleep(0.1)
+    prod = children.module(
+        "lat-prod",
+        "bench.latency",
+        "produce",
+        *common,
+        phase.topic("vitals"),
+        "--rate",
+        str(size["lat_rate"]),
+        "--duration",
+        str(duration),
+        "--out",
+        str(prod_out),
+    )
+    produced = wait_for_file(prod_out, duration + 60, prod)
+    got = wait_for_file(sub_out, 130, sub)
+    consumed = sum(
+        int(v)
+        for k in r.scan_iter(match=f"{env['TWIN_KEY_PREFIX']}:*:counters")
+        for f, v in r.hgetall(k).items()
+        if f == b"consumed"
+    )
+    r.close()
+    children.stop(worker)
+    lat = sorted(got["latencies_ms"]) if got else []
+
+    def pct(q: float) -> float | None:
+        return round(lat[min(len(lat) - 1, int(q * len(lat)))], 1) if lat else None
+
+    res[key] = {"p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99), "max": pct(1.0)}
+    res[key.replace("_ms", "_run")] = {
+        "offered": produced,
+        "alerts_received": len(lat),
+        "consumed_by_worker": consumed,
+        "repeats_dropped": got["repeats"] if got else None,
+    }
+    (RESULTS / "runs" / f"{key}.json").write_text(json.dumps(lat))
+    print(f"  latency at {rate}/s offered: {res[key]}", flush=True)
+
+
+def memory(children: Children, size: dict[str, Any], timeout: float, res: Results) -> None:
+    phase = Phase("mem")
+    create_topics(phase)
+    import redis
+
+    from bench.env import redis_url
+
+    r = redis.Redis.from_url(redis_url())
+    used0 = int(r.info("memory")["used_memory"])
+    n = sum(
+        send(
+            bootstrap(), {"vitals": phase.topic("vitals")}, one_vitals_each(size["mem_twins"])
+        ).values()
+    )
+    run = run_workers(children, phase, "tw", n, timeout)
+    used1 = int(r.info("memory")["used_memory"])
+    r.close()
+    counters = store_counters(phase.prefix("tw"))
+    res["worker_rss_mb_100k_twins"] = round(max(run.rss_mb, default=0.0), 1)
+    res["memory_run"] = {
+        "twins": n,
+        "applied": counters.get("applied"),
+        "complete": run.complete,
+        "rss_mb_after_first_batch": round(run.rss_start_mb, 1),
+        "redis_used_memory_bytes_per_twin": round((used1 - used0) / max(n, 1)),
+        "eps": round(run.eps),
+    }
+    print(f"  worker RSS with {n} twins: {res['worker_rss_mb_100k_twins']} MB", flush=True)
+
+
+__all__ = [
+    "bare_consumers",
+    "latency",
+    "load_main",
+    "memory",
+    "naive",
+    "profiled",
+    "twinstream",
+    "two_workers",
+    "wearable_rates",
+]
