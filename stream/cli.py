@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--patients", type=int, default=40)
     d.add_argument("--rate", type=float, default=40.0)
     d.add_argument("--duration", type=float, default=0.0, help="seconds (0: until Ctrl-C)")
+    d.add_argument("--speed", type=float, default=600.0, help="simulated seconds per second")
+    d.add_argument("--seed", type=int, default=None, help="default: a new cohort each run")
     d.add_argument("--keep-services", action="store_true", help="leave Kafka and Redis up")
     d.set_defaults(func=_cmd_demo)
     return p
