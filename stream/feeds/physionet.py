@@ -81,6 +81,7 @@ import argparse
 import heapq
 import itertools
 import logging
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -319,22 +320,43 @@ def _profile(
     return doc
 
 
+def _lines(text: str) -> Iterator[str]:
+    """The lines of ``text``, lazily: a stay waiting in the merge holds its text only."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        yield text[start:end]
+        start = end + 1
+
+
 def _rows(text: str, stats: ReplayStats) -> Iterator[tuple[str, int, str, float]]:
     """``(HH:MM, minute, parameter, value)`` for every well-formed row after the header."""
-    lines = iter(text.splitlines())
-    next(lines, None)  # header
-    for line in lines:
-        parts = line.split(",")
-        match = _TIME.match(parts[0]) if len(parts) == 3 else None
+    last_time, last_minute = "", -1
+    for line in itertools.islice(_lines(text), 1, None):  # after the header
+        if not line.strip():
+            continue
+        parts = line.rstrip("\r\n").split(",")
+        if len(parts) != 3:
+            stats.bad_rows += 1
+            continue
+        time_text, parameter, cell = parts
+        if time_text != last_time:  # rows come grouped by time: parse each time once
+            match = _TIME.match(time_text)
+            if match is None:
+                stats.bad_rows += 1
+                continue
+            last_time, last_minute = time_text, int(match.group(1)) * 60 + int(match.group(2))
         try:
-            value = float(parts[2]) if match else None
+            value = float(cell)
         except ValueError:
-            value = None
-        if match is None or value is None or value != value:  # NaN too
+            stats.bad_rows += 1
+            continue
+        if not math.isfinite(value):
             stats.bad_rows += 1
             continue
         stats.rows += 1
-        yield parts[0], int(match.group(1)) * 60 + int(match.group(2)), parts[1], value
+        yield last_time, last_minute, parameter, value
 
 
 def _collect(

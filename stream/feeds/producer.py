@@ -22,6 +22,8 @@ from types import TracebackType
 from typing import Literal, get_args
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -51,7 +53,7 @@ log = logging.getLogger(__name__)
 
 FeedKind = Literal["vitals", "labs", "wearables", "profiles", "outcomes"]
 
-_PENDING_MAX = 5000  # delivery futures awaited in chunks: bounded memory, errors surface
+_FLUSH_EVERY = 20_000  # messages between forced sends and delivery checks
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +199,55 @@ class FeedProgress:
         )
 
 
+class _Batches:
+    """Open record batches per (topic, partition), sent when full or flushed.
+
+    aiokafka's ``send()`` costs a future and a task callback per message; filling
+    ``BatchBuilder`` objects directly roughly halves the cost of a message. The
+    partition is chosen exactly as ``send()`` with a key would (murmur2 of the
+    key, Kafka's default), so a patient's messages land where they always do.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer, counts: Counter[str]) -> None:
+        self.producer = producer
+        self.counts = counts  # messages per topic, counted when their batch is submitted
+        self.pending: list[asyncio.Future[object]] = []
+        self._open: dict[tuple[str, int], tuple[BatchBuilder, int]] = {}
+        self._partitions: dict[str, list[int]] = {}
+        self._partitioner = DefaultPartitioner()
+
+    async def add(self, topic: str, key: bytes, value: bytes) -> None:
+        partitions = self._partitions.get(topic)
+        if partitions is None:
+            partitions = sorted(await self.producer.partitions_for(topic))
+            self._partitions[topic] = partitions
+        tp = (topic, self._partitioner(key, partitions, partitions))
+        batch, n = self._open.get(tp) or (self.producer.create_batch(), 0)
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            self._open[tp] = (batch, n)
+            await self._submit(tp)
+            batch, n = self.producer.create_batch(), 0
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                raise ValueError("message larger than the producer's max_batch_size")
+        self._open[tp] = (batch, n + 1)
+
+    async def _submit(self, tp: tuple[str, int]) -> None:
+        batch, n = self._open.pop(tp)
+        batch.close()
+        self.pending.append(await self.producer.send_batch(batch, tp[0], partition=tp[1]))
+        self.counts[tp[0]] += n
+
+    async def flush(self) -> None:
+        """Submit every open batch."""
+        for tp in list(self._open):
+            await self._submit(tp)
+
+    async def delivered(self) -> None:
+        """Wait until every submitted batch is acknowledged (raises the first error)."""
+        pending, self.pending = self.pending, []
+        await asyncio.gather(*pending)
+
+
 async def produce(
     settings: Settings,
     messages: Iterable[FeedMessage],
@@ -209,46 +260,46 @@ async def produce(
 ) -> Counter[str]:
     """Send ``messages`` in order, paced; return (and fill ``counts``) messages per topic.
 
-    ``duration`` (wall seconds) stops the feed early. Delivery is awaited in
-    chunks, so a broker error surfaces within a few thousand messages.
+    ``duration`` (wall seconds) stops the feed early. Open batches are sent
+    before every pacing pause and every few thousand messages, and delivery is
+    awaited then, so a broker error surfaces quickly and memory stays bounded.
     """
     counts = Counter() if counts is None else counts
     producer = AIOKafkaProducer(
         **kafka_client_options(settings), acks="all", linger_ms=20, max_batch_size=256 * 1024
     )
     await producer.start()
+    batches = _Batches(producer, counts)
     pacer = Pacer(speed=speed, rate=rate)
     topics = {kind: topic_for(settings, kind) for kind in get_args(FeedKind)}
     loop = asyncio.get_running_loop()
-    start = loop.time()
-    end = start + duration if duration else float("inf")
-    pending: list[asyncio.Future[object]] = []
-    sent = 0
+    end = loop.time() + duration if duration else float("inf")
+    added = 0
     last_at = 0.0
     try:
         for msg in messages:
             now = loop.time()
             wait = pacer.delay(at=msg.at, now=now)
             if now + wait >= end:
+                await batches.flush()
                 await asyncio.sleep(max(0.0, end - now))
                 break
-            if wait > 0.002:  # smaller debts are paid by the next sleep
+            if wait > 0.002:  # smaller debts are paid by the next pause
+                await batches.flush()
                 await asyncio.sleep(wait)
-            topic = topics[msg.kind]
-            pending.append(await producer.send(topic, msg.value, key=msg.key))
-            counts[topic] += 1
-            sent += 1
+            await batches.add(topics[msg.kind], msg.key, msg.value)
+            added += 1
             last_at = msg.at
-            if len(pending) >= _PENDING_MAX:
-                await asyncio.gather(*pending)
-                pending.clear()
+            if added % _FLUSH_EVERY == 0:
+                await batches.flush()
+                await batches.delivered()
             if progress is not None:
-                progress.update(at=msg.at, events=sent)
-        await asyncio.gather(*pending)
-        await producer.flush()
+                progress.update(at=msg.at, events=added)
+        await batches.flush()
+        await batches.delivered()
     finally:
-        if progress is not None and sent:
-            progress.update(at=last_at, events=sent, force=True)
+        if progress is not None and added:
+            progress.update(at=last_at, events=added, force=True)
         await producer.stop()
     return counts
 

@@ -274,7 +274,7 @@ def _next_obs_interval(p: SimPatient, measured: Mapping[str, Any], rng: random.R
 
 def _bedside(config: SimConfig, p: SimPatient) -> Iterator[FeedMessage]:
     rng = _rng(config, p.index, "bedside")
-    t = rng.uniform(0.0, 1800.0)
+    t = float(round(rng.uniform(0.0, 1800.0)))
     for seq in itertools.count(1):
         if t > config.end_offset_s:
             return
@@ -288,7 +288,7 @@ def _bedside(config: SimConfig, p: SimPatient) -> Iterator[FeedMessage]:
             **measured,
         }
         yield _message("vitals", p, doc, at)
-        t += _next_obs_interval(p, measured, rng)
+        t += round(_next_obs_interval(p, measured, rng))
 
 
 def _lab_event(
@@ -312,7 +312,7 @@ def _lab_event(
 def _labs(config: SimConfig, p: SimPatient) -> Iterator[FeedMessage]:
     """Routine bloods daily; 6-hourly with lactate once deteriorating (plus one urgent set)."""
     rng = _rng(config, p.index, "labs")
-    t = rng.uniform(1.0, 8.0) * 3600.0
+    t = float(round(rng.uniform(1.0, 8.0) * 3600.0))
     urgent: float | None = None
     if p.scenario is not None and p.onset_s is not None:
         # Urgent bloods about an hour after the deterioration becomes evident.
@@ -330,14 +330,14 @@ def _labs(config: SimConfig, p: SimPatient) -> Iterator[FeedMessage]:
         escalated = p.severity(t) >= _ESCALATION_SEVERITY
         values = p.labs_at(t)
         panel = (*_ROUTINE_PANEL, "lactate") if escalated else _ROUTINE_PANEL
-        released = max(released, config.start_s + t + rng.uniform(45.0, 120.0) * 60.0)
+        released = max(released, config.start_s + t + round(rng.uniform(45.0, 120.0) * 60.0))
         for analyte in panel:
             seq += 1
             sd = _LAB_REPORTING[analyte][3] * values[analyte]
             value = max(0.1, values[analyte] + rng.gauss(0.0, sd))
             doc = _lab_event(p, analyte, value, config.start_s + t, seq, "sim-lis")
             yield _message("labs", p, doc, released)
-        t += (6.0 if escalated else 24.0) * 3600.0 * rng.uniform(0.9, 1.1)
+        t += round((6.0 if escalated else 24.0) * 3600.0 * rng.uniform(0.9, 1.1))
 
 
 def _poct_glucose(config: SimConfig, p: SimPatient) -> Iterator[FeedMessage]:
@@ -345,7 +345,7 @@ def _poct_glucose(config: SimConfig, p: SimPatient) -> Iterator[FeedMessage]:
     if "t2dm" not in p.conditions:
         return
     rng = _rng(config, p.index, "poct")
-    t = rng.uniform(0.5, 6.0) * 3600.0
+    t = float(round(rng.uniform(0.5, 6.0) * 3600.0))
     for seq in itertools.count(1):
         if t > config.end_offset_s:
             return
@@ -353,7 +353,7 @@ def _poct_glucose(config: SimConfig, p: SimPatient) -> Iterator[FeedMessage]:
         doc = _lab_event(p, "glucose", value, config.start_s + t, seq, "sim-poct")
         doc["event_id"] = f"{p.patient_id}:poct:{seq}"
         yield _message("labs", p, doc, config.start_s + t)
-        t += 6.0 * 3600.0 * rng.uniform(0.95, 1.05)
+        t += round(6.0 * 3600.0 * rng.uniform(0.95, 1.05))
 
 
 def _wrist_reading(p: SimPatient, minute: int, at: float, rng: random.Random) -> dict[str, Any]:
