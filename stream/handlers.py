@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import hmac
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +25,7 @@ from twin.apply import apply_ack, apply_lab, apply_profile, apply_vitals, apply_
 from twin.config import TwinConfig
 from twin.state import TwinState
 
-__all__ = ["APPLIERS", "Decoded", "TopicDecoder", "decoders_for"]
+__all__ = ["APPLIERS", "Decoded", "TopicDecoder", "decoders_for", "pseudonymise"]
 
 _PATIENT_KEY = re.compile(rb"^[A-Za-z0-9._:@-]{1,128}$")
 
@@ -46,34 +49,60 @@ APPLIERS: dict[type[BaseModel], Applier] = {
 }
 
 
-def _keyed(key: bytes | None, events: list[tuple[str, BaseModel]]) -> Decoded | Rejection:
+Pseudonymiser = Callable[[str], str] | None
+
+
+def pseudonymise(patient_id: str, key: bytes) -> str:
+    """A keyed, one-way pseudonym for ``patient_id`` (HMAC-SHA256, 128 bits, hex).
+
+    >>> pseudonymise("p-0001", b"k") == pseudonymise("p-0001", b"k") != pseudonymise("p-0001", b"j")
+    True
+    >>> pseudonymise("p-0001", b"k")[:3]
+    'ps-'
+    """
+    return "ps-" + hmac.new(key, patient_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _keyed(
+    key: bytes | None, events: list[BaseModel], pseudo: Pseudonymiser
+) -> Decoded | Rejection:
     # Twins are partitioned by patient: a record keyed otherwise would split a
     # twin across partitions (and workers), so it is refused, not guessed at.
-    for pid, _ in events:
+    out: list[tuple[str, BaseModel]] = []
+    for event in events:
+        pid: str = event.patient_id  # type: ignore[attr-defined]
         if key is None or key != pid.encode():
             return Rejection("invalid", "record key must be the patient_id of every event in it")
-    return Decoded(events)
+        if pseudo is not None:
+            pid = pseudo(pid)
+            event = event.model_copy(update={"patient_id": pid})
+        out.append((pid, event))
+    return Decoded(out)
 
 
-def _model(model: type[BaseModel]) -> TopicDecoder:
+def _model(model: type[BaseModel], pseudo: Pseudonymiser) -> TopicDecoder:
     def run(key: bytes | None, value: bytes | None) -> Decoded | Rejection:
         item = decode(model, value)
         if isinstance(item, Rejection):
             return item
-        return _keyed(key, [(item.patient_id, item)])  # type: ignore[attr-defined]
+        return _keyed(key, [item], pseudo)
 
     return run
 
 
-def _fhir(key: bytes | None, value: bytes | None) -> Decoded | Rejection:
-    items = decode_fhir(value)
-    if isinstance(items, Rejection):
-        return items
-    return _keyed(key, [(e.patient_id, e) for e in items])
+def _fhir(pseudo: Pseudonymiser) -> TopicDecoder:
+    def run(key: bytes | None, value: bytes | None) -> Decoded | Rejection:
+        items = decode_fhir(value)
+        if isinstance(items, Rejection):
+            return items
+        return _keyed(key, list(items), pseudo)
+
+    return run
 
 
 def _ack(key: bytes | None, value: bytes | None) -> Decoded | Rejection:
-    # Acks carry no patient id: they are keyed by the alert's patient_id.
+    # Acks carry no patient id: they are keyed by the alert's patient_id, which
+    # is already the pseudonym when pseudonymisation is on (alerts carry it).
     item = decode(AlertAck, value)
     if isinstance(item, Rejection):
         return item
@@ -83,12 +112,22 @@ def _ack(key: bytes | None, value: bytes | None) -> Decoded | Rejection:
 
 
 def decoders_for(settings: Settings) -> dict[str, TopicDecoder]:
-    """Input topic name -> decoder."""
+    """Input topic name -> decoder.
+
+    With ``TWIN_PSEUDONYM_KEY`` set, every patient id is replaced by its keyed
+    pseudonym right after validation, before anything is stored, logged or
+    emitted; twinstream never stores the mapping back.
+    """
+    secret = settings.pseudonym_key
+    pseudo: Pseudonymiser = None
+    if secret is not None:
+        raw_key = secret.get_secret_value().encode()
+        pseudo = functools.partial(pseudonymise, key=raw_key)
     return {
-        settings.topic_vitals: _model(VitalsEvent),
-        settings.topic_labs: _model(LabEvent),
-        settings.topic_wearables: _model(WearableEvent),
-        settings.topic_profiles: _model(PatientProfile),
-        settings.topic_fhir: _fhir,
+        settings.topic_vitals: _model(VitalsEvent, pseudo),
+        settings.topic_labs: _model(LabEvent, pseudo),
+        settings.topic_wearables: _model(WearableEvent, pseudo),
+        settings.topic_profiles: _model(PatientProfile, pseudo),
+        settings.topic_fhir: _fhir(pseudo),
         settings.topic_alert_acks: _ack,
     }

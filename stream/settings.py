@@ -49,6 +49,9 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0", description="Twin store: redis://... or memory://"
     )
     key_prefix: str = Field("ts", pattern=r"^[a-z0-9_]{1,16}$")
+    pseudonym_key: SecretStr | None = Field(
+        None, description="HMAC key: when set, patient ids are pseudonymised at ingest."
+    )
 
     # --- processing ----------------------------------------------------------
     batch_max: int = Field(500, ge=1, description="Events per micro-batch at most.")

@@ -196,3 +196,20 @@ async def test_fhir_bundle_applies_to_the_twin(
     twin = decode_twin(await store.get_twin("f1") or b"")
     assert twin.latest["heart_rate"].value == 132
     assert up.counters.applied == 1
+
+
+async def test_pseudonymisation_at_ingest(
+    parts: tuple[Settings, MemoryTwinStore, ListSink],
+) -> None:
+    from stream.handlers import pseudonymise
+
+    _, store, sink = parts
+    settings = Settings(pseudonym_key="test-key-not-secret")  # type: ignore[arg-type]
+    up = TwinUpdater(settings, store, sink)
+    await up.process([env(0, vitals("real-id-42", 0, spo2=85))])
+    pseudo = pseudonymise("real-id-42", b"test-key-not-secret")
+    assert await store.get_twin("real-id-42") is None
+    twin = decode_twin(await store.get_twin(pseudo) or b"")
+    assert twin.patient_id == pseudo
+    sent = b"".join(v for _, v in sink.sent["twin.alerts"])
+    assert b"real-id-42" not in sent and pseudo.encode() in sent
