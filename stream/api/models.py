@@ -38,6 +38,7 @@ __all__ = [
     "TwinPage",
     "TwinSummary",
     "TwinView",
+    "VitalPoint",
     "VitalWindows",
     "WhatIfLab",
     "WhatIfRequest",
@@ -89,7 +90,7 @@ class Assessment(_Model):
     at: datetime = Field(description="Event time the scores refer to.")
     news2: News2View
     qsofa: QsofaView
-    mews: MewsView
+    mews: MewsView | None
 
 
 class WindowStatsView(_Model):
@@ -103,6 +104,16 @@ class WindowStatsView(_Model):
 class VitalWindows(_Model):
     h1: WindowStatsView | None = Field(description="Last hour (15-minute grain).")
     h6: WindowStatsView | None = Field(description="Last six hours (15-minute grain).")
+
+
+class VitalPoint(_Model):
+    """One 15-minute bucket of one vital."""
+
+    at: datetime = Field(description="Start of the 15-minute bucket.")
+    n: int
+    mean: float
+    min: float
+    max: float
 
 
 class ScorePoint(_Model):

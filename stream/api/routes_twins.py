@@ -8,10 +8,25 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
 from stream.api.auth import require_token
 from stream.api.context import ApiContext, get_context
-from stream.api.models import Band, PopulationView, TwinPage, TwinSummary, TwinView, WhatIfRequest
+from stream.api.models import (
+    Band,
+    PopulationView,
+    TwinPage,
+    TwinSummary,
+    TwinView,
+    VitalPoint,
+    WhatIfRequest,
+)
 from stream.api.models import WhatIfResult as WhatIfView
 from stream.api.population import TwinRollupRow, rollup
-from stream.api.views import band_of, current, iter_twins, summary_of, twin_view
+from stream.api.views import (
+    band_of,
+    current,
+    iter_twins,
+    summary_of,
+    twin_view,
+    vital_series,
+)
 from stream.api.whatif import WhatIfError, what_if
 from twin.codec import CodecError, decode_twin
 from twin.state import TwinState
@@ -44,6 +59,14 @@ async def load_twin(ctx: ApiContext, patient_id: str) -> TwinState:
 async def get_twin(ctx: Ctx, patient_id: PatientPath) -> TwinView:
     """The twin's latest values, scores, windows, history, open alerts and profile."""
     return twin_view(await load_twin(ctx, patient_id), ctx.config)
+
+
+@router.get(
+    "/twins/{patient_id}/vitals", response_model=dict[str, list[VitalPoint]], responses=_NOT_FOUND
+)
+async def get_vitals(ctx: Ctx, patient_id: PatientPath) -> dict[str, list[VitalPoint]]:
+    """Vitals over the last 6 h in 15-minute buckets (count, mean, min, max), oldest first."""
+    return vital_series(await load_twin(ctx, patient_id))
 
 
 def _sort_key(s: TwinSummary) -> tuple[int, float, str]:

@@ -22,6 +22,7 @@ from stream.api.models import (
     ScorePoint,
     TwinSummary,
     TwinView,
+    VitalPoint,
     VitalWindows,
     WindowStatsView,
 )
@@ -31,7 +32,7 @@ from twin.alerting import SEVERITY_RANK, alert_id
 from twin.codec import CodecError, decode_twin
 from twin.config import TwinConfig
 from twin.state import TwinState
-from twin.windows import WindowStats
+from twin.windows import SLOT_S, VitalWindow, WindowStats
 
 __all__ = [
     "assessment_view",
@@ -42,6 +43,7 @@ __all__ = [
     "summary_of",
     "ts",
     "twin_view",
+    "vital_series",
 ]
 
 SCAN_CHUNK = 500
@@ -78,7 +80,9 @@ def assessment_view(a: _assess.Assessment) -> Assessment:
             missing=list(q.missing),
             partial=q.partial,
         ),
-        mews=MewsView(
+        mews=None
+        if m is None
+        else MewsView(
             total=m.total, subscores=dict(m.subscores), missing=list(m.missing), partial=m.partial
         ),
     )
@@ -158,6 +162,30 @@ def twin_view(state: TwinState, cfg: TwinConfig) -> TwinView:
     )
 
 
+def _buckets(w: VitalWindow) -> list[tuple[int, int, int, int, int]]:
+    # The window's flat layout (twin.windows): slot, n, sum, min, max in hundredths.
+    d = list(w.data)
+    return [(d[i], d[i + 1], d[i + 2], d[i + 3], d[i + 4]) for i in range(0, len(d) - 4, 5)]
+
+
+def vital_series(state: TwinState) -> dict[str, list[VitalPoint]]:
+    """Each windowed vital's 15-minute buckets over the last 6 h, oldest first."""
+    return {
+        name: [
+            VitalPoint(
+                at=_at(slot * SLOT_S),
+                n=n,
+                mean=round(total / n / 100.0, 2),
+                min=low / 100.0,
+                max=high / 100.0,
+            )
+            for slot, n, total, low, high in _buckets(w)
+            if n
+        ]
+        for name, w in sorted(state.windows.items())
+    }
+
+
 def summary_of(state: TwinState, cfg: TwinConfig) -> TwinSummary:
     """One row of the ward overview."""
     a = current(state, cfg)
@@ -171,7 +199,7 @@ def summary_of(state: TwinState, cfg: TwinConfig) -> TwinSummary:
         news2_total=None if a is None else a.news2.total,
         partial=True if a is None else a.news2.partial,
         qsofa=None if a is None else a.qsofa.score,
-        mews=None if a is None else a.mews.total,
+        mews=None if a is None or a.mews is None else a.mews.total,
         last_vitals_at=ts(state.last_vitals_at),
         open_alerts=len(severities),
         top_severity=top,

@@ -1,0 +1,101 @@
+"""Worker-side Prometheus metrics: batch sizes, event-to-alert latency, records in and out.
+
+They live in their own registry (:data:`WORKER_REGISTRY`), served by each worker
+on its own port with :func:`start_worker_metrics_server`; the API's ``/metrics``
+serves the cluster-wide counters from the store instead. The ``observe_*``
+functions are cheap and never raise, so the updater can call them inline.
+
+>>> observe_batch(3)
+>>> observe_records_in("twin.vitals", 3)
+>>> observe_records_out("twin.alerts", 1)
+>>> observe_event_to_alert(0.25)
+>>> b'twinstream_worker_batch_size_count' in generate_latest(WORKER_REGISTRY)
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import start_http_server
+
+__all__ = [
+    "WORKER_REGISTRY",
+    "generate_latest",
+    "observe_alerts_sent",
+    "observe_batch",
+    "observe_event_to_alert",
+    "observe_records_in",
+    "observe_records_out",
+    "start_worker_metrics_server",
+]
+
+WORKER_REGISTRY = CollectorRegistry(auto_describe=True)
+
+BATCH_SIZE = Histogram(
+    "twinstream_worker_batch_size",
+    "Records per micro-batch handed to the updater.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000),
+    registry=WORKER_REGISTRY,
+)
+EVENT_TO_ALERT = Histogram(
+    "twinstream_worker_event_to_alert_seconds",
+    "From an alert's observation (event time) to the broker acking the alert.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+    registry=WORKER_REGISTRY,
+)
+RECORDS_IN = Counter(
+    "twinstream_worker_records_in",
+    "Records consumed by this worker, by topic.",
+    ["topic"],
+    registry=WORKER_REGISTRY,
+)
+RECORDS_OUT = Counter(
+    "twinstream_worker_records_out",
+    "Records this worker produced (alerts, dead letters), by topic.",
+    ["topic"],
+    registry=WORKER_REGISTRY,
+)
+
+
+def observe_batch(size: int) -> None:
+    """One micro-batch of ``size`` records reached the updater."""
+    BATCH_SIZE.observe(size)
+
+
+def observe_records_in(topic: str, n: int = 1) -> None:
+    """``n`` records of ``topic`` were consumed."""
+    RECORDS_IN.labels(topic).inc(n)
+
+
+def observe_records_out(topic: str, n: int = 1) -> None:
+    """``n`` records were produced to ``topic`` (and acked by the broker)."""
+    RECORDS_OUT.labels(topic).inc(n)
+
+
+def observe_event_to_alert(seconds: float) -> None:
+    """One alert went out ``seconds`` after the observation that fired it."""
+    EVENT_TO_ALERT.observe(max(0.0, seconds))
+
+
+def observe_alerts_sent(bodies: Iterable[bytes], sent_at: float) -> None:
+    """Alert JSON bodies the broker just acked at ``sent_at`` (epoch seconds).
+
+    Reads each body's ``observed_at``; a body that cannot be read is skipped.
+    Replayed history makes large latencies: they land in the top buckets.
+    """
+    from datetime import datetime
+
+    for body in bodies:
+        try:
+            observed = datetime.fromisoformat(orjson.loads(body)["observed_at"]).timestamp()
+        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+            continue
+        observe_event_to_alert(sent_at - observed)
+
+
+def start_worker_metrics_server(port: int, addr: str = "127.0.0.1") -> None:
+    """Serve :data:`WORKER_REGISTRY` on ``http://addr:port/metrics`` from a daemon thread."""
+    start_http_server(port, addr, registry=WORKER_REGISTRY)
