@@ -155,7 +155,12 @@ class PersonalBaseline:
         """Score ``value`` against the baseline, then learn it unless anomalous."""
         p = self.params
         mean, std = self._mean, self.std
-        z = self.z(value)
+        if self._n < p.warmup:
+            z: float | None = None
+        elif std:
+            z = (value - mean) / std
+        else:
+            z = 0.0 if value == mean else math.copysign(math.inf, value - mean)
         anomalous = z is not None and abs(z) > p.anomaly_z
         if not anomalous:
             self.learn(value)

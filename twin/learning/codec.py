@@ -17,10 +17,12 @@ exact and the next output of a decoded model equals the original's)::
       forecaster  59 B   phase byte, HoltWinters level and trend (previous and
                          current), current step (start, sum, count), spacing
 
-That is 160 bytes a vital once learning, 962 bytes for six. Only numbers are
-stored: the river objects are rebuilt from them on decode, so the bytes do
-not depend on river's pickles; parameters (:class:`LearningConfig`) are not
-stored and must be the same on both sides.
+That is 160 bytes a vital once learning, 962 bytes for six (1058 in the rare
+moment when all six have a change pending). Only numbers are stored: the
+river objects are rebuilt from them on decode, so the bytes do not depend on
+river's pickles. Parameters (:class:`LearningConfig`) are not stored and must
+be the same on both sides. Decoding is lazy per vital (see
+:meth:`PatientModels.decode`).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from river import drift, stats
 
@@ -119,7 +119,7 @@ class SustainedChangeDetector:
 
     def __init__(self, params: DriftParams | None = None) -> None:
         self.params = p = params if params is not None else DriftParams()
-        self._ph = drift.PageHinkley(
+        self._ph: Any = drift.PageHinkley(
             min_instances=p.min_instances,
             delta=p.delta * p.scale,
             threshold=p.threshold * p.scale,
@@ -161,9 +161,9 @@ class SustainedChangeDetector:
         ph.delta, ph.threshold = p.delta * s, p.threshold * s
         if ph._x_mean.n and not ph.drift_detected:  # after an alarm PageHinkley resets first
             ref, reach = ph._x_mean.get(), p.clip * s
-            ph.update(min(max(value, ref - reach), ref + reach))  # type: ignore[no-untyped-call]
+            ph.update(min(max(value, ref - reach), ref + reach))
         else:
-            ph.update(value)  # type: ignore[no-untyped-call]
+            ph.update(value)
         # The level before a change is only known once the running mean has
         # min_instances readings behind it; NaN until then, and an alarm with
         # an unknown level before it is ignored.
@@ -198,7 +198,7 @@ class SustainedChangeDetector:
         if shift * sign < p.min_shift * s or self._beyond < p.min_fraction * post:
             # An excursion that ended: start afresh, lest its readings in the
             # running mean make the return to normal look like a change.
-            ph._reset()  # type: ignore[no-untyped-call]
+            ph._reset()
             return None
         direction: Direction = "up" if sign > 0 else "down"
         return SustainedChange(direction, shift, level, self._pre_level, self._pending_onset, at)
