@@ -26,27 +26,36 @@ class KafkaProbe:
     """One group-less consumer, used only for metadata and end offsets."""
 
     def __init__(self, settings: Settings) -> None:
-        self._consumer = AIOKafkaConsumer(
-            **kafka_client_options(settings), group_id=None, request_timeout_ms=10000
-        )
-        self._started = False
+        self._options = kafka_client_options(settings)
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def _ensure(self, timeout_s: float) -> AIOKafkaConsumer:
+        # aiokafka clients must be created inside the running loop.
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(**self._options, group_id=None, request_timeout_ms=10000)
+            try:
+                await asyncio.wait_for(consumer.start(), timeout_s)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+                raise
+            self._consumer = consumer
+        return self._consumer
 
     async def start(self) -> None:
-        with contextlib.suppress(Exception):  # Kafka down: /readyz says so, retried lazily
-            await self._consumer.start()
-            self._started = True
+        with contextlib.suppress(Exception):  # Kafka down: /readyz says so; retried lazily
+            await self._ensure(10.0)
 
     async def stop(self) -> None:
-        if self._started:
+        if self._consumer is not None:
             await self._consumer.stop()
+            self._consumer = None
 
     async def ready(self, timeout_s: float = 3.0) -> bool:
         """True when the cluster answers a metadata request in time."""
         try:
-            if not self._started:
-                await asyncio.wait_for(self._consumer.start(), timeout_s)
-                self._started = True
-            await asyncio.wait_for(self._consumer.topics(), timeout_s)
+            consumer = await self._ensure(timeout_s)
+            await asyncio.wait_for(consumer.topics(), timeout_s)
             return True
         except Exception:
             return False
@@ -54,8 +63,9 @@ class KafkaProbe:
     async def end_offsets(
         self, topics: tuple[str, ...], partitions: int
     ) -> dict[TopicPartition, int]:
+        consumer = await self._ensure(10.0)
         tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
-        found = await asyncio.wait_for(self._consumer.end_offsets(tps), 10.0)
+        found = await asyncio.wait_for(consumer.end_offsets(tps), 10.0)
         return {tp: int(off) for tp, off in found.items()}
 
 

@@ -273,3 +273,24 @@ def test_refuses_to_build_without_token() -> None:
     with pytest.raises(ValueError, match="TWIN_API_TOKEN"):
         create_api(Settings(api_token=None), MemoryTwinStore(1), MemoryAckPublisher())
     create_api(Settings(api_token=None), MemoryTwinStore(1), MemoryAckPublisher(), insecure=True)
+
+
+async def test_vitals_buckets(stack) -> None:
+    client, _ = stack
+    series = (await client.get("/twins/p-high/vitals", headers=AUTH)).json()
+    rr = series["respiratory_rate"]
+    assert sum(p["n"] for p in rr) == 6 and rr[-1]["mean"] == 26.0
+    assert [p["at"] for p in rr] == sorted(p["at"] for p in rr)
+
+
+async def test_access_log_has_route_templates_not_ids(
+    stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, _ = stack
+    with caplog.at_level("INFO", logger="twinstream.api.access"):
+        await client.get("/twins/p-high", headers=AUTH)
+        await client.get("/alerts/stream", params={"token": "wrong"})
+    info = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert info[0].startswith("GET /twins/{patient_id} 200")
+    assert info[1].startswith("GET /alerts/stream 401")
+    assert not any("p-high" in m or "wrong" in m for m in info)
