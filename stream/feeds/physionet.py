@@ -80,9 +80,9 @@ from __future__ import annotations
 import argparse
 import heapq
 import itertools
-import logging
 import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -111,8 +111,6 @@ __all__ = [
     "stay_messages",
     "stay_paths",
 ]
-
-log = logging.getLogger(__name__)
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "physionet2012"
 SOURCE = "physionet2012"
@@ -181,10 +179,10 @@ class ReplayStats:
 
     def summary(self) -> str:
         """One line of counts."""
-        implausible = sum(self.implausible.values())
-        fate = "dropped (--clean)" if self.dropped else "passed through to be dead-lettered"
         return (
-            f"{self.stays} stays, {self.rows} rows; {implausible} implausible values {fate}; "
+            f"{self.stays} stays, {self.rows} rows; "
+            f"{sum(self.implausible.values())} implausible values, "
+            f"{sum(self.dropped.values())} values dropped; "
             f"{sum(self.unmapped.values())} rows not mapped; "
             f"{sum(self.duplicates.values())} repeated in the same minute (last kept); "
             f"{self.invasive_replaced} invasive BP replaced by cuff; {self.bad_rows} bad rows"
@@ -518,7 +516,7 @@ def _iso(text: str) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def add_pacing_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_pacing_arguments(parser: argparse.ArgumentParser) -> None:
     """``--speed``/``--max``, ``--only``, ``--quiet``: shared by the replay subcommands."""
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument("--speed", type=float, default=3600.0, help="data seconds per wall second")
@@ -541,11 +539,11 @@ def _parser() -> argparse.ArgumentParser:
     ph.add_argument("--stagger", type=float, default=0.0, help="minutes between admissions")
     ph.add_argument("--sao2-as-spo2", action="store_true", help="map arterial SaO2 to spo2")
     ph.add_argument("--estimate-hb", action="store_true", help="haemoglobin = HCT / 3 g/dL")
-    add_pacing_arguments(ph)
+    _add_pacing_arguments(ph)
     wf = sub.add_parser("wfdb", help="a WFDB numerics record (e.g. MIMIC-II)")
     wf.add_argument("path", type=Path, help="record path, with or without .hea")
     wf.add_argument("--patient-id", default=None, help="default: wfdb-<record prefix>")
-    add_pacing_arguments(wf)
+    _add_pacing_arguments(wf)
     return p
 
 
@@ -558,7 +556,10 @@ def main_replay(argv: list[str]) -> int:
         return replay_wfdb(args)
     data_dir: Path = args.data
     if not (data_dir / "set-a").is_dir():
-        print(f"no set-a/ under {data_dir}: pass --data DIR (the physionet2012 folder)")
+        print(
+            f"no set-a/ under {data_dir}: pass --data DIR (the physionet2012 folder)",
+            file=sys.stderr,
+        )
         return 2
     base = args.base or (datetime.now(UTC) - timedelta(seconds=STAY_SPAN_S)).replace(
         second=0, microsecond=0

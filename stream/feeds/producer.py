@@ -12,7 +12,6 @@ a patient's events land on one partition, in order.
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 import time
 from collections import Counter
@@ -49,8 +48,6 @@ __all__ = [
     "topic_for",
 ]
 
-log = logging.getLogger(__name__)
-
 FeedKind = Literal["vitals", "labs", "wearables", "profiles", "outcomes"]
 
 _FLUSH_EVERY = 20_000  # messages between forced sends and delivery checks
@@ -77,7 +74,7 @@ class FeedMessage:
 def topic_for(settings: Settings, kind: FeedKind) -> str:
     """The topic a message of ``kind`` goes to.
 
-    >>> topic_for(Settings(), "labs")
+    >>> topic_for(Settings(topic_labs="twin.labs"), "labs")
     'twin.labs'
     """
     topics: Mapping[FeedKind, str] = {

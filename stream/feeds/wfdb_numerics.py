@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -99,10 +100,10 @@ class NumericsStats:
 
     def summary(self) -> str:
         """One line of counts."""
-        fate = "dropped (--clean)" if self.dropped else "passed through to be dead-lettered"
         return (
             f"{self.samples} samples, {self.skipped_empty} without any reading skipped; "
-            f"{sum(self.implausible.values())} implausible values {fate}"
+            f"{sum(self.implausible.values())} implausible values, "
+            f"{sum(self.dropped.values())} dropped"
         )
 
 
@@ -222,7 +223,7 @@ def replay_wfdb(args: argparse.Namespace) -> int:
     path: Path = args.path
     header = Path(str(path) if str(path).endswith(".hea") else f"{path}.hea")
     if not header.is_file():
-        print(f"no WFDB header {header.name} in {header.parent}")
+        print(f"no WFDB header {header.name} in {header.parent}", file=sys.stderr)
         return 2
     numerics = read_numerics(path)
     patient_id = args.patient_id or f"wfdb-{numerics.record_name.split('-')[0]}"
