@@ -454,7 +454,7 @@ def test_anomaly_loads_rejects_other_versions_and_changed_trees() -> None:
 def test_fresh_anomaly_model_round_trips() -> None:
     model = PopulationAnomalyModel()
     restored = PopulationAnomalyModel.loads(model.dumps())
-    assert restored.features_names == model.features_names
+    assert restored.feature_names == model.feature_names
     assert restored.score_one({"heart_rate": 3.0}) == 0.0
 
 

@@ -55,8 +55,8 @@ class PopulationAnomalyModel:
     >>> rng = random.Random(1)
     >>> model = PopulationAnomalyModel(window_size=100, seed=7)
     >>> for _ in range(300):
-    ...     model.learn_one({name: rng.gauss(0, 1) for name in model.features_names})
-    >>> typical = {name: 0.2 for name in model.features_names}
+    ...     model.learn_one({name: rng.gauss(0, 1) for name in model.feature_names})
+    >>> typical = {name: 0.2 for name in model.feature_names}
     >>> shocked = {"heart_rate": 4.5, "respiratory_rate": 4.0, "systolic_bp": -4.0}
     >>> model.score_one(shocked) > model.score_one(typical)
     True
@@ -64,12 +64,12 @@ class PopulationAnomalyModel:
     True
     """
 
-    __slots__ = ("_hst", "features_names", "z_clip")
+    __slots__ = ("_hst", "feature_names", "z_clip")
 
     def __init__(
         self,
         *,
-        features_names: Sequence[str] = VITAL_NAMES,
+        feature_names: Sequence[str] = VITAL_NAMES,
         n_trees: int = 10,
         height: int = 8,
         window_size: int = 250,
@@ -78,9 +78,9 @@ class PopulationAnomalyModel:
     ) -> None:
         if not 0 < window_size <= 0xFFFF:
             raise ValueError("window_size must be in 1..65535 (masses are stored as uint16)")
-        if len(set(features_names)) != len(features_names) or not features_names:
-            raise ValueError("features_names must be distinct and not empty")
-        self.features_names = tuple(features_names)
+        if len(set(feature_names)) != len(feature_names) or not feature_names:
+            raise ValueError("feature_names must be distinct and not empty")
+        self.feature_names = tuple(feature_names)
         self.z_clip = z_clip
         self._hst: Any = anomaly.HalfSpaceTrees(
             n_trees=n_trees, height=height, window_size=window_size, seed=seed
@@ -95,7 +95,7 @@ class PopulationAnomalyModel:
         c = self.z_clip
         return {
             name: (min(max(z, -c), c) + c) / (2 * c)
-            for name in self.features_names
+            for name in self.feature_names
             if (z := zscores.get(name)) is not None
         }
 
@@ -107,7 +107,7 @@ class PopulationAnomalyModel:
         """Add one vitals set to the current window."""
         x = self.features(zscores)
         if not self._hst.trees:  # the first vector fixes the trees' features: give them all
-            x = {name: x.get(name, 0.5) for name in self.features_names}
+            x = {name: x.get(name, 0.5) for name in self.feature_names}
         self._hst.learn_one(x)
 
     def _fingerprint(self) -> bytes:
@@ -121,7 +121,7 @@ class PopulationAnomalyModel:
     def dumps(self) -> bytes:
         """Versioned checkpoint bytes (node masses only; see the module docstring)."""
         hst = self._hst
-        names = [name.encode() for name in self.features_names]
+        names = [name.encode() for name in self.feature_names]
         out = bytearray(_MAGIC)
         out += _HEADER.pack(
             ANOMALY_STATE_VERSION,
@@ -173,7 +173,7 @@ class PopulationAnomalyModel:
             names.append(raw[offset + 1 : offset + 1 + size].decode())
             offset += 1 + size
         model = cls(
-            features_names=names,
+            feature_names=names,
             n_trees=n_trees,
             height=height,
             window_size=window,
