@@ -251,7 +251,9 @@ class TwinUpdater:
             await self._stale_scan(partition, part, now, changed, outbox, last_vitals)
         counts["consumed"] = len(records)
         counts["alerts"] = sum(1 for o in outbox if o[:1] == _ALERT_TAG)
-        if offsets or changed:
+        # A batch of replays only changes no twin, but its records are consumed too:
+        # commit their counts, or the store never sees a replay after a restart.
+        if offsets or changed or counts["replay_skipped"]:
             try:
                 await self.store.commit_batch(
                     partition,
