@@ -16,7 +16,7 @@ from twin.windows import VitalWindow
 
 __all__ = ["CODEC_VERSION", "CodecError", "decode_twin", "encode_twin"]
 
-CODEC_VERSION = 3
+CODEC_VERSION = 4
 _GRADES: tuple[SourceGrade, ...] = ("bedside", "wearable", "lab")
 
 
@@ -57,7 +57,7 @@ def encode_twin(state: TwinState) -> bytes:
             ]
             for k, o in state.latest.items()
         },
-        "w": {k: w.to_bytes() for k, w in state.windows.items()},
+        "w": {k: w.to_ints() for k, w in state.windows.items()},
         "p": None
         if p is None
         else [p.age, p.sex, p.ward, p.region, p.spo2_scale, p.conditions, _n(p.updated_at)],
@@ -98,7 +98,7 @@ def decode_twin(raw: bytes) -> TwinState:
     return TwinState(
         patient_id=doc["id"],
         latest={k: Observation(v[0], v[1], _GRADES[v[2]]) for k, v in doc["l"].items()},
-        windows={k: VitalWindow.from_bytes(raw) for k, raw in doc["w"].items()},
+        windows={k: VitalWindow.from_ints(flat) for k, flat in doc["w"].items()},
         profile=None if p is None else Profile(p[0], p[1], p[2], p[3], p[4], list(p[5]), p[6]),
         lab_history={k: [(t, v) for t, v in h] for k, h in doc["lh"].items()},
         news2_history=[(t, total) for t, total in doc["h"]],

@@ -1,23 +1,27 @@
 """Event-time windows per vital with bounded memory.
 
-Readings fall into 15-minute buckets keyed by their slot (``at // 900``);
-only the 24 slots (6 h) up to the newest reading are kept. A bucket is five
-32-bit integers: slot, count, and the sum, minimum and maximum in hundredths
-of the unit. Integer sums make the buckets exactly the same whatever order
-readings arrive in (windows are reorder-independent), and the flat integer
-array encodes to bytes at C speed (``array.tobytes``).
+Readings fall into 20-minute buckets keyed by their slot (``at // 1200``);
+only the 18 slots (6 h) up to the newest reading are kept, so "the last hour"
+is the newest three buckets (40 to 60 minutes of readings). A bucket is five
+integers: slot, count, and the sum, minimum and maximum in hundredths of the
+unit. Integer sums make the buckets exactly the same whatever order readings
+arrive in (windows are reorder-independent).
+
+Encoded, a bucket is its slot's distance from the previous bucket, its count
+and its sum, plus (only when it holds more than one reading) the distances of
+its minimum and maximum from its floor mean: MessagePack packs these small
+integers in one to three bytes each, about 5 bytes for a typical bucket.
 """
 
 from __future__ import annotations
 
-import sys
 from array import array
 from dataclasses import dataclass
 
 __all__ = ["SLOTS", "SLOT_S", "VitalWindow", "WindowStats"]
 
-SLOT_S = 900
-SLOTS = 24
+SLOT_S = 1200
+SLOTS = 18
 _W = 5  # ints per bucket: slot, n, sum, min, max
 
 
@@ -83,7 +87,7 @@ class VitalWindow:
         return [r for r in rows if r[0] >= first]  # type: ignore[misc]
 
     def stats(self, span_s: float) -> WindowStats | None:
-        """Stats over the buckets within ``span_s`` of the newest slot (15-min grain)."""
+        """Stats over the buckets within ``span_s`` of the newest slot (20-min grain)."""
         if not self.data:
             return None
         sel = self._buckets(span_s)
@@ -110,20 +114,47 @@ class VitalWindow:
             slope_per_h=slope,
         )
 
-    def to_bytes(self) -> bytes:
-        """The buckets as little-endian int32s."""
-        if sys.byteorder == "little":
-            return self.data.tobytes()
-        swapped = array("i", self.data)
-        swapped.byteswap()
-        return swapped.tobytes()
+    def to_ints(self) -> list[int]:
+        """Compact flat form (see the module docstring), for MessagePack."""
+        d = self.data
+        if not d:
+            return []
+        out = [d[0]]
+        prev = d[0]
+        for i in range(0, len(d), _W):
+            slot, n, total, lo, hi = d[i : i + _W]
+            out += (slot - prev, n, total)
+            if n > 1:
+                floor_mean = total // n
+                out += (floor_mean - lo, hi - floor_mean)
+            prev = slot
+        return out
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> VitalWindow:
+    def from_ints(cls, flat: list[int]) -> VitalWindow:
+        """Inverse of :meth:`to_ints`.
+
+        >>> w = VitalWindow()
+        >>> for t, v in [(0, 70.5), (60, 71.0), (2400, 80.0), (9000, 36.9)]:
+        ...     w.add(t, v)
+        >>> VitalWindow.from_ints(w.to_ints()) == w
+        True
+        """
         data = array("i")
-        data.frombytes(raw)
-        if sys.byteorder != "little":
-            data.byteswap()
+        if flat:
+            slot = flat[0]
+            i = 1
+            while i < len(flat):
+                slot += flat[i]
+                n, total = flat[i + 1], flat[i + 2]
+                i += 3
+                if n > 1:
+                    floor_mean = total // n
+                    lo, hi = floor_mean - flat[i], floor_mean + flat[i + 1]
+                    i += 2
+                else:
+                    lo = hi = total
+                data.extend((slot, n, total, lo, hi))
         return cls(data)
 
     def __eq__(self, other: object) -> bool:
