@@ -67,18 +67,34 @@ async def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float 
     raise TimeoutError("API not ready")
 
 
-def reading(pid: str, k: int, t0: float, worse: bool) -> dict[str, object]:
+# From the 4th reading on: NEWS2 10 (high), 5 (medium), 3 in one parameter (low-medium).
+CHANGES: dict[str, dict[str, object]] = {
+    "high": {"spo2": 88, "respiratory_rate": 25, "systolic_bp": 95, "heart_rate": 112},
+    "medium": {"respiratory_rate": 22, "heart_rate": 112, "temperature_c": 38.5},
+    "red": {"spo2": 91},
+}
+
+
+def reading(pid: str, k: int, t0: float, level: str | None) -> dict[str, object]:
     values = dict(NORMAL)
-    if worse and k >= 3:  # SpO2 88 (3) + RR 25 (3) + SBP 95 (2) + HR 112 (2) = 10: high
-        values.update(spo2=88, respiratory_rate=25, systolic_bp=95, heart_rate=112)
+    if level and k >= 3:
+        values.update(CHANGES[level])
     at = datetime.fromtimestamp(t0 + k * 600, tz=UTC).isoformat()
     return {"event_id": f"{pid}:{k}", "patient_id": pid, "observed_at": at, **values}
 
 
 async def produce_ward(
-    settings: Settings, patients: int = 12, worse: tuple[int, ...] = (1,), readings: int = 6
+    settings: Settings,
+    patients: int = 12,
+    worse: tuple[int, ...] = (1,),
+    readings: int = 6,
+    medium: tuple[int, ...] = (),
+    red: tuple[int, ...] = (),
 ) -> list[str]:
-    """Profiles and vitals for ``p-0000``...; patients in ``worse`` deteriorate."""
+    """Profiles and vitals for ``p-0000``...; patients in ``worse`` deteriorate to NEWS2 10,
+    in ``medium`` to 5, in ``red`` to a single parameter scoring 3."""
+    levels = {**dict.fromkeys(red, "red"), **dict.fromkeys(medium, "medium")}
+    levels.update(dict.fromkeys(worse, "high"))
     t0 = time.time() - readings * 600
     ids = [f"p-{i:04d}" for i in range(patients)]
     producer = AIOKafkaProducer(**kafka_client_options(settings), acks="all")
@@ -91,7 +107,7 @@ async def produce_ward(
         await producer.flush()
         for k in range(readings):
             for i, pid in enumerate(ids):
-                msg = reading(pid, k, t0, i in worse)
+                msg = reading(pid, k, t0, levels.get(i))
                 await producer.send(settings.topic_vitals, orjson.dumps(msg), key=pid.encode())
         await producer.flush()
     finally:
