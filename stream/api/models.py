@@ -102,14 +102,14 @@ class WindowStatsView(_Model):
 
 
 class VitalWindows(_Model):
-    h1: WindowStatsView | None = Field(description="Last hour (15-minute grain).")
-    h6: WindowStatsView | None = Field(description="Last six hours (15-minute grain).")
+    h1: WindowStatsView | None = Field(description="Last hour (at the window's bucket grain).")
+    h6: WindowStatsView | None = Field(description="Last six hours (at the window's bucket grain).")
 
 
 class VitalPoint(_Model):
-    """One 15-minute bucket of one vital."""
+    """One window bucket of one vital (bucket length: twin.windows.SLOT_S)."""
 
-    at: datetime = Field(description="Start of the 15-minute bucket.")
+    at: datetime = Field(description="Start of the bucket.")
     n: int
     mean: float
     min: float

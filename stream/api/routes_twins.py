@@ -23,6 +23,7 @@ from stream.api.views import (
     band_of,
     current,
     iter_twins,
+    predicted_deterioration,
     summary_of,
     twin_view,
     vital_series,
@@ -65,7 +66,7 @@ async def get_twin(ctx: Ctx, patient_id: PatientPath) -> TwinView:
     "/twins/{patient_id}/vitals", response_model=dict[str, list[VitalPoint]], responses=_NOT_FOUND
 )
 async def get_vitals(ctx: Ctx, patient_id: PatientPath) -> dict[str, list[VitalPoint]]:
-    """Vitals over the last 6 h in 15-minute buckets (count, mean, min, max), oldest first."""
+    """Vitals over the last 6 h in the twin's window buckets (n, mean, min, max), oldest first."""
     return vital_series(await load_twin(ctx, patient_id))
 
 
@@ -123,6 +124,7 @@ async def population(ctx: Ctx) -> PopulationView:
                 ward=p.ward if p else None,
                 region=p.region if p else None,
                 band=band_of(a),
+                deteriorating_next_hour=predicted_deterioration(state),
                 monitoring_interval_minutes=None
                 if a is None
                 else a.news2.monitoring_interval_minutes,

@@ -39,7 +39,9 @@ __all__ = [
     "band_of",
     "current",
     "iter_twins",
+    "learned_risk",
     "open_alerts_of",
+    "predicted_deterioration",
     "summary_of",
     "ts",
     "twin_view",
@@ -169,7 +171,7 @@ def _buckets(w: VitalWindow) -> list[tuple[int, int, int, int, int]]:
 
 
 def vital_series(state: TwinState) -> dict[str, list[VitalPoint]]:
-    """Each windowed vital's 15-minute buckets over the last 6 h, oldest first."""
+    """Each windowed vital's buckets over the last 6 h, oldest first."""
     return {
         name: [
             VitalPoint(
@@ -184,6 +186,23 @@ def vital_series(state: TwinState) -> dict[str, list[VitalPoint]]:
         ]
         for name, w in sorted(state.windows.items())
     }
+
+
+def learned_risk(state: TwinState) -> float | None:
+    """The twin's online risk estimate, once the learning layer stores one."""
+    risk = getattr(state, "risk", None)
+    return float(risk) if isinstance(risk, int | float) else None
+
+
+PREDICTED_RULE = "news2.predicted"
+
+
+def predicted_deterioration(state: TwinState) -> bool | None:
+    """Whether the learned forecasts predict a worse NEWS2 band within the hour
+    (an open ``news2.predicted`` alert); None while the twin has no learned state."""
+    if getattr(state, "learned", None) is None:
+        return None
+    return PREDICTED_RULE in state.open_alerts
 
 
 def summary_of(state: TwinState, cfg: TwinConfig) -> TwinSummary:
@@ -203,7 +222,7 @@ def summary_of(state: TwinState, cfg: TwinConfig) -> TwinSummary:
         last_vitals_at=ts(state.last_vitals_at),
         open_alerts=len(severities),
         top_severity=top,
-        risk=None,
+        risk=learned_risk(state),
     )
 
 
