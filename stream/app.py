@@ -12,6 +12,7 @@ from typing import Any
 
 import faust
 
+from stream.kafka import kafka_client_options
 from stream.settings import Settings, get_settings
 from stream.store import TwinStore, open_store
 from stream.updater import TwinUpdater
@@ -22,19 +23,28 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> faust.App:
-    """A Faust app configured for fast failure detection and raw-bytes topics."""
-    credentials = None
-    if settings.kafka_sasl_mechanism:
-        pw = settings.kafka_sasl_password
+    """A Faust app configured for fast failure detection and raw-bytes topics.
+
+    Security comes from the same settings as every other client
+    (:func:`stream.kafka.kafka_client_options`): Faust turns credentials into
+    aiokafka's options itself, and only an ``ssl_context`` inside them makes it
+    use ``SASL_SSL`` rather than ``SASL_PLAINTEXT``.
+    """
+    options = kafka_client_options(settings)  # also checks the settings fit together
+    context = options.get("ssl_context")
+    credentials: faust.types.auth.CredentialsT | None = None
+    if options.get("sasl_mechanism"):
         credentials = faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=pw.get_secret_value() if pw else None,
-            mechanism=settings.kafka_sasl_mechanism,
-            ssl_context=None,
+            username=options["sasl_plain_username"],
+            password=options["sasl_plain_password"],
+            mechanism=options["sasl_mechanism"],
+            ssl_context=context,
         )
+    elif context is not None:
+        credentials = faust.SSLCredentials(context)
     return faust.App(
         settings.consumer_group,
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
         broker_credentials=credentials,
         store="memory://",
         topic_partitions=settings.partitions,

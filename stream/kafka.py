@@ -12,7 +12,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from stream.settings import Settings
 
-__all__ = ["TopicLayoutError", "all_topics", "ensure_topics", "kafka_client_options"]
+__all__ = [
+    "KafkaSecurityError",
+    "TopicLayoutError",
+    "all_topics",
+    "ensure_topics",
+    "kafka_client_options",
+    "kafka_ssl_context",
+]
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +33,78 @@ class TopicLayoutError(Exception):
     """
 
 
+class KafkaSecurityError(Exception):
+    """The ``TWIN_KAFKA_*`` security settings do not fit together.
+
+    ``SASL_SSL`` / ``SASL_PLAINTEXT`` need ``TWIN_KAFKA_SASL_MECHANISM``,
+    ``_USERNAME`` and ``_PASSWORD``; a SASL mechanism needs a ``SASL_*``
+    protocol; ``TWIN_KAFKA_SSL_CAFILE`` must be a readable file. Fix the
+    variable the message names (``SECURITY.md`` lists a working set).
+    """
+
+
+def kafka_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context of ``SSL`` / ``SASL_SSL`` (hostname checked, CA from
+    ``TWIN_KAFKA_SSL_CAFILE`` or the system store); None for the plaintext protocols."""
+    if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    try:
+        context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise KafkaSecurityError(
+            f"TWIN_KAFKA_SSL_CAFILE={settings.kafka_ssl_cafile!r} is not a readable PEM CA"
+            f" bundle ({exc})"
+        ) from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def _check_security(settings: Settings) -> None:
+    sasl_protocol = settings.kafka_security_protocol.startswith("SASL_")
+    if settings.kafka_sasl_mechanism and not sasl_protocol:
+        raise KafkaSecurityError(
+            f"TWIN_KAFKA_SASL_MECHANISM is set but TWIN_KAFKA_SECURITY_PROTOCOL is"
+            f" {settings.kafka_security_protocol}: use SASL_SSL (or unset the mechanism)"
+        )
+    if sasl_protocol:
+        missing = [
+            name
+            for name, value in (
+                ("TWIN_KAFKA_SASL_MECHANISM", settings.kafka_sasl_mechanism),
+                ("TWIN_KAFKA_SASL_USERNAME", settings.kafka_sasl_username),
+                ("TWIN_KAFKA_SASL_PASSWORD", settings.kafka_sasl_password),
+            )
+            if not value
+        ]
+        if missing:
+            raise KafkaSecurityError(
+                f"TWIN_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} needs"
+                f" {', '.join(missing)}"
+            )
+
+
 def kafka_client_options(settings: Settings) -> dict[str, Any]:
-    """Connection options for aiokafka clients (security from settings)."""
+    """Connection options for aiokafka clients (security from settings).
+
+    >>> from pydantic import SecretStr
+    >>> opts = kafka_client_options(Settings(kafka_bootstrap="k:9094",
+    ...     kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512",
+    ...     kafka_sasl_username="twinstream", kafka_sasl_password=SecretStr("pw")))
+    >>> opts["security_protocol"], opts["sasl_mechanism"], opts["ssl_context"].check_hostname
+    ('SASL_SSL', 'SCRAM-SHA-512', True)
+    >>> kafka_client_options(Settings(kafka_security_protocol="SASL_SSL"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    stream.kafka.KafkaSecurityError: ...SASL_SSL needs TWIN_KAFKA_SASL_MECHANISM, ...
+    """
+    _check_security(settings)
     opts: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap,
         "security_protocol": settings.kafka_security_protocol,
     }
-    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
-        opts["ssl_context"] = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+    context = kafka_ssl_context(settings)
+    if context is not None:
+        opts["ssl_context"] = context
     if settings.kafka_sasl_mechanism:
         opts["sasl_mechanism"] = settings.kafka_sasl_mechanism
         opts["sasl_plain_username"] = settings.kafka_sasl_username

@@ -12,10 +12,18 @@ Everything a run writes lives under ``$TWIN_STATE_DIR``::
     data/     kafka/ (KRaft log dirs), redis/ (AOF + RDB)
     logs/     kafka/server.log, kafka.out, redis.log
     run/      kafka.pid, redis.pid, services.lock
+    tls/      local CA and server certificate (secure mode, :mod:`stream.local_tls`)
+    secure.env  client settings of the secure mode (0600)
 
 Environment: ``TWIN_LOCAL_KAFKA_PORT`` (9092; the controller uses port + 1),
 ``TWIN_LOCAL_REDIS_PORT`` (6379), ``TWIN_STATE_DIR``
 (``~/.local/state/twinstream``), ``TWIN_CACHE_DIR`` (``~/.cache/twinstream``).
+
+Secure mode (:mod:`stream.local_secure`), off by default:
+``--secure`` / ``TWIN_LOCAL_KAFKA_SECURE=1`` adds a SASL_SSL (SCRAM-SHA-512)
+listener on kafka port + 2; ``--redis-acl`` / ``TWIN_LOCAL_REDIS_ACL=1`` turns
+Redis' default user off and adds the twinstream ACL user; ``--redis-tls`` /
+``TWIN_LOCAL_REDIS_TLS=1`` adds a TLS port on redis port + 1.
 """
 
 from __future__ import annotations
@@ -42,6 +50,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from stream import local_secure
+from stream.local_tls import LocalTls, TlsMaterialError, ensure_local_tls
+
 __all__ = [
     "COMPONENTS",
     "KAFKA_VERSION",
@@ -61,6 +72,7 @@ __all__ = [
     "redis_down",
     "redis_up",
     "restart",
+    "secure_env_file",
     "state_dir",
     "status",
     "up",
@@ -106,6 +118,16 @@ class ServicePorts:
     @property
     def controller(self) -> int:
         return self.kafka + 1
+
+    @property
+    def secure_kafka(self) -> int:
+        """The SASL_SSL listener of the secure mode."""
+        return self.kafka + 2
+
+    @property
+    def redis_tls(self) -> int:
+        """Redis' TLS port when ``--redis-tls`` is on."""
+        return self.redis + 1
 
     @classmethod
     def resolve(cls, kafka: int | None = None, redis: int | None = None) -> ServicePorts:
@@ -156,6 +178,18 @@ def state_dir() -> Path:
     return Path(raw).expanduser().resolve()
 
 
+def secure_env_file() -> Path:
+    """Client settings of the secure mode (``set -a; . $TWIN_STATE_DIR/secure.env``)."""
+    return state_dir() / "secure.env"
+
+
+def _local_tls() -> LocalTls:
+    try:
+        return ensure_local_tls(state_dir() / "tls")
+    except TlsMaterialError as exc:
+        raise ServiceError(str(exc)) from exc
+
+
 def cache_dir() -> Path:
     """Where the resolved Kafka jars are kept across state dirs (``TWIN_CACHE_DIR``)."""
     return Path(os.environ.get("TWIN_CACHE_DIR") or "~/.cache/twinstream").expanduser().resolve()
@@ -193,14 +227,29 @@ def _tail(logs: Iterable[Path], lines: int = 25) -> str:
     return "\n".join(parts) or "(the logs are empty)"
 
 
-def _run(cmd: list[str], what: str, hint: str, env: dict[str, str] | None = None) -> None:
-    """Run a setup command; on failure raise with its output tail and a hint."""
-    logger.info("%s: %s", what, " ".join(cmd))
+def _run(
+    cmd: list[str],
+    what: str,
+    hint: str,
+    env: dict[str, str] | None = None,
+    redact: tuple[str, ...] = (),
+) -> None:
+    """Run a setup command; on failure raise with its output tail and a hint.
+
+    Strings in ``redact`` (passwords on a command line) never reach the log or the error.
+    """
+
+    def hide(text: str) -> str:
+        for secret in redact:
+            text = text.replace(secret, "***")
+        return text
+
+    logger.info("%s: %s", what, hide(" ".join(cmd)))
     result = subprocess.run(  # noqa: S603 - fixed argv, executables resolved by which()
         cmd, capture_output=True, text=True, check=False, env=env
     )
     if result.returncode != 0:
-        output = "\n".join((result.stdout + result.stderr).splitlines()[-25:])
+        output = hide("\n".join((result.stdout + result.stderr).splitlines()[-25:]))
         raise ServiceError(f"{what} failed (exit {result.returncode}); {hint}\n{output}")
 
 
@@ -461,6 +510,8 @@ def _redis_answers(port: int, timeout: float = 2.0) -> bool:
     )
     try:
         return bool(client.ping())
+    except (redis.AuthenticationError, redis.exceptions.NoPermissionError):
+        return True  # the ACL mode refuses anonymous clients: refusing is answering
     except redis.RedisError:
         return False
     finally:
@@ -496,15 +547,17 @@ def _kafka_paths() -> dict[str, Path]:
     }
 
 
-def _server_properties(ports: ServicePorts, data: Path) -> str:
+def _server_properties(ports: ServicePorts, data: Path, tls: LocalTls | None = None) -> str:
+    """The broker's config; with ``tls``, a SASL_SSL listener on ``ports.secure_kafka`` too."""
+    secure_port = ports.secure_kafka if tls is not None else None
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@{HOST}:{ports.controller}",
-        "listeners": f"PLAINTEXT://{HOST}:{ports.kafka},CONTROLLER://{HOST}:{ports.controller}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{ports.kafka}",
+        **local_secure.kafka_listener_properties(
+            HOST, ports.kafka, ports.controller, secure_port, tls
+        ),
         "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "inter.broker.listener.name": "PLAINTEXT",
         "log.dirs": str(data),
         "num.partitions": "8",
@@ -554,10 +607,17 @@ def _kafka_cluster_id() -> str:
             return cluster_id
 
 
-def kafka_up(port: int | None = None, *, timeout: float = 90.0) -> int:
-    """Start the broker unless it is already up; format storage on first start; return pid."""
+def kafka_up(port: int | None = None, *, timeout: float = 90.0, secure: bool | None = None) -> int:
+    """Start the broker unless it is already up; format storage on first start; return pid.
+
+    ``secure`` (default ``TWIN_LOCAL_KAFKA_SECURE``) adds the SASL_SSL listener and
+    makes sure its SCRAM user logs in (see :func:`_ensure_scram_user`).
+    """
+    if secure is None:
+        secure = local_secure.env_flag("TWIN_LOCAL_KAFKA_SECURE")
     ports = ServicePorts.resolve(kafka=port)
     paths = _kafka_paths()
+    logs = (paths["logs"] / "server.log", paths["out"])
     pid = pid_of("kafka")
     if pid is not None:
         running_port = _configured_port("kafka")
@@ -566,36 +626,111 @@ def kafka_up(port: int | None = None, *, timeout: float = 90.0) -> int:
                 f"kafka from {state_dir()} already runs on port {running_port}, not"
                 f" {ports.kafka}; run `twinstream services down --only kafka` first"
             )
-        _wait_ready(
-            "kafka", pid, ports.kafka, timeout, (paths["logs"] / "server.log", paths["out"])
-        )
+        if secure and _configured_secure_port() is None:
+            raise ServiceError(
+                f"kafka from {state_dir()} runs without the secure listener;"
+                " run `twinstream services restart --only kafka --secure`"
+            )
+        _wait_ready("kafka", pid, ports.kafka, timeout, logs)
         return pid
     _require_free("kafka", ports.kafka, ports.controller)
+    if secure:
+        _require_free("kafka", ports.secure_kafka)
     libs = ensure_kafka_jars()
+    tls = _local_tls() if secure else None
+    creds = _kafka_scram_credentials() if secure else None
     for key in ("data", "logs"):
         paths[key].mkdir(parents=True, exist_ok=True)
     paths["config"].parent.mkdir(parents=True, exist_ok=True)
-    paths["config"].write_text(_server_properties(ports, paths["data"]))
+    paths["config"].write_text(_server_properties(ports, paths["data"], tls))
     if not (paths["data"] / "meta.properties").exists():
         cluster_id = _kafka_cluster_id()
         fmt = ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(paths["config"])]
+        if creds is not None:
+            # SCRAM users are metadata records: format writes them before the first start.
+            user = f"{local_secure.MECHANISM}=[name={creds.user},password={creds.password}]"
+            fmt += ["--add-scram", user]
         _run(
             _java_cmd(libs, paths["logs"], *fmt),
             "formatting Kafka storage",
             f"remove {paths['data']} if it holds a half-formatted log dir and retry",
+            redact=(creds.password,) if creds else (),
         )
         logger.info("formatted Kafka storage in %s (cluster id %s)", paths["data"], cluster_id)
     pid = _spawn(
         "kafka", _java_cmd(libs, paths["logs"], "kafka.Kafka", str(paths["config"])), paths["out"]
     )
     try:
-        _wait_ready(
-            "kafka", pid, ports.kafka, timeout, (paths["logs"] / "server.log", paths["out"])
-        )
+        _wait_ready("kafka", pid, ports.kafka, timeout, logs)
+        if tls is not None and creds is not None:
+            _ensure_scram_user(libs, ports, tls, creds)
     except ServiceError:
         _stop("kafka", timeout=10.0)
         raise
     return pid
+
+
+def _kafka_scram_credentials() -> local_secure.Credentials:
+    try:
+        creds = local_secure.kafka_credentials(secure_env_file())
+    except local_secure.LocalSecurityError as exc:
+        raise ServiceError(str(exc)) from exc
+    if creds.generated:
+        logger.info("generated a SCRAM password for %s (kept in %s)", creds.user, secure_env_file())
+    return creds
+
+
+def _ensure_scram_user(
+    libs: Path, ports: ServicePorts, tls: LocalTls, creds: local_secure.Credentials
+) -> None:
+    """Log in over SASL_SSL; if refused, upsert the SCRAM user with kafka-configs and retry.
+
+    A state dir formatted without the user (plain mode before, or another
+    password) gets it here, through the PLAINTEXT listener and a 0600 file,
+    so the password never appears on a command line. Then records the client
+    settings in ``secure.env``.
+    """
+    why = local_secure.scram_login(HOST, ports.secure_kafka, tls.ca, creds)
+    if why == "auth":
+        logger.info("setting the SCRAM credential of %s with kafka-configs", creds.user)
+        config = state_dir() / "run" / "scram-user.properties"
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"{local_secure.MECHANISM}=iterations=8192,password={creds.password}\n")
+        try:
+            alter = ["kafka.admin.ConfigCommand", "--bootstrap-server", f"{HOST}:{ports.kafka}"]
+            alter += ["--alter", "--entity-type", "users", "--entity-name", creds.user]
+            alter += ["--add-config-file", str(config)]
+            _run(
+                _java_cmd(libs, _kafka_paths()["logs"], *alter),
+                "adding the SCRAM user",
+                "check the broker log; or remove $TWIN_STATE_DIR/data/kafka to re-format",
+                redact=(creds.password,),
+            )
+        finally:
+            config.unlink(missing_ok=True)
+        # The credential reaches the listener through the metadata log: moments, not more.
+        for _ in range(20):
+            why = local_secure.scram_login(HOST, ports.secure_kafka, tls.ca, creds)
+            if why != "auth":
+                break
+            time.sleep(0.5)
+    if why is not None:
+        raise ServiceError(
+            f"SCRAM login as {creds.user} on {HOST}:{ports.secure_kafka} failed ({why});"
+            f" read {_kafka_paths()['logs'] / 'server.log'}"
+        )
+    local_secure.update_env_file(
+        secure_env_file(),
+        {
+            "TWIN_KAFKA_BOOTSTRAP": f"{HOST}:{ports.secure_kafka}",
+            "TWIN_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "TWIN_KAFKA_SASL_MECHANISM": local_secure.MECHANISM,
+            "TWIN_KAFKA_SASL_USERNAME": creds.user,
+            "TWIN_KAFKA_SASL_PASSWORD": creds.password,
+            "TWIN_KAFKA_SSL_CAFILE": str(tls.ca),
+        },
+    )
 
 
 def kafka_down(*, timeout: float = 30.0) -> bool:
@@ -610,14 +745,30 @@ def _redis_paths() -> dict[str, Path]:
     root = state_dir()
     return {
         "config": root / "config" / "redis.conf",
+        "acl": root / "config" / "users.acl",
         "data": root / "data" / "redis",
         "log": root / "logs" / "redis.log",
         "out": root / "logs" / "redis.out",
     }
 
 
-def redis_up(port: int | None = None, *, timeout: float = 15.0) -> int:
-    """Start Redis (AOF on, bound to localhost) unless it is already up; return pid."""
+def redis_up(
+    port: int | None = None,
+    *,
+    timeout: float = 15.0,
+    acl: bool | None = None,
+    tls: bool | None = None,
+) -> int:
+    """Start Redis (AOF on, bound to localhost) unless it is already up; return pid.
+
+    ``acl`` (default ``TWIN_LOCAL_REDIS_ACL``): the default user off, only the
+    twinstream user of :func:`stream.security.redis_acl_file`. ``tls`` (default
+    ``TWIN_LOCAL_REDIS_TLS``): a TLS port on ``ports.redis_tls`` too.
+    """
+    if acl is None:
+        acl = local_secure.env_flag("TWIN_LOCAL_REDIS_ACL")
+    if tls is None:
+        tls = local_secure.env_flag("TWIN_LOCAL_REDIS_TLS")
     ports = ServicePorts.resolve(redis=port)
     paths = _redis_paths()
     pid = pid_of("redis")
@@ -628,20 +779,33 @@ def redis_up(port: int | None = None, *, timeout: float = 15.0) -> int:
                 f"redis from {state_dir()} already runs on port {running_port}, not"
                 f" {ports.redis}; run `twinstream services down --only redis` first"
             )
+        running = _redis_config_text()
+        for wanted, word, flag in (
+            (acl, "aclfile", "--redis-acl"),
+            (tls, "tls-port", "--redis-tls"),
+        ):
+            if wanted and f"\n{word} " not in running:
+                raise ServiceError(
+                    f"redis from {state_dir()} runs without {flag};"
+                    f" run `twinstream services restart --only redis {flag}`"
+                )
         _wait_ready("redis", pid, ports.redis, timeout, (paths["log"], paths["out"]))
         return pid
     _require_free("redis", ports.redis)
+    if tls:
+        _require_free("redis", ports.redis_tls)
     server = ensure_redis_installed()
     paths["data"].mkdir(parents=True, exist_ok=True)
     paths["log"].parent.mkdir(parents=True, exist_ok=True)
     paths["config"].parent.mkdir(parents=True, exist_ok=True)
+    secure_conf, client_env = _redis_secure_conf(ports, paths["acl"], acl, tls)
     paths["config"].write_text(
         "# Generated by stream/services.py at each start; edits are overwritten.\n"
         f"bind {HOST}\nport {ports.redis}\nprotected-mode yes\n"
         f'dir "{paths["data"]}"\nlogfile "{paths["log"]}"\nloglevel notice\n'
         # We detach it ourselves and keep the pid file, so it must stay in the foreground.
         "daemonize no\nsupervised no\n"
-        "appendonly yes\nappendfsync everysec\n"
+        "appendonly yes\nappendfsync everysec\n" + secure_conf
     )
     pid = _spawn("redis", [server, str(paths["config"])], paths["out"])
     try:
@@ -649,7 +813,52 @@ def redis_up(port: int | None = None, *, timeout: float = 15.0) -> int:
     except ServiceError:
         _stop("redis", timeout=10.0)
         raise
+    if client_env:
+        local_secure.update_env_file(secure_env_file(), client_env)
     return pid
+
+
+def _redis_config_text() -> str:
+    try:
+        return "\n" + _redis_paths()["config"].read_text()
+    except OSError:
+        return ""
+
+
+def _redis_secure_conf(
+    ports: ServicePorts, aclfile: Path, acl: bool, tls: bool
+) -> tuple[str, dict[str, str]]:
+    """redis.conf lines of the ACL / TLS modes, and the client settings they imply."""
+    from stream.security import redis_acl_file
+
+    conf = ""
+    creds = None
+    if acl:
+        try:
+            creds = local_secure.redis_credentials(secure_env_file())
+            prefix = os.environ.get("TWIN_KEY_PREFIX") or "ts"
+            text = redis_acl_file(
+                creds.user, creds.password, prefix, os.environ.get("TWIN_REDIS_ADMIN_PASSWORD")
+            )
+        except (local_secure.LocalSecurityError, ValueError) as exc:
+            raise ServiceError(str(exc)) from exc
+        fd = os.open(aclfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        conf += f'aclfile "{aclfile}"\n'
+    else:
+        aclfile.unlink(missing_ok=True)
+    local_tls = None
+    if tls:
+        local_tls = _local_tls()
+        conf += local_secure.redis_tls_conf(local_tls, ports.redis_tls)
+    if not (acl or tls):
+        return conf, {}
+    port = ports.redis_tls if local_tls else ports.redis
+    env = {"TWIN_REDIS_URL": local_secure.redis_url(HOST, port, creds, local_tls)}
+    if creds is not None:
+        env |= {"TWIN_REDIS_USER": creds.user, "TWIN_REDIS_PASSWORD": creds.password}
+    return conf, env
 
 
 def redis_down(*, timeout: float = 30.0) -> bool:
@@ -673,13 +882,26 @@ def _stop(name: str, timeout: float) -> bool:
 def _configured_port(name: str) -> int | None:
     """The port in the generated config, i.e. the one the last start used."""
     if name == "kafka":
-        path, key = _kafka_paths()["config"], "advertised.listeners="
-    else:
-        path, key = _redis_paths()["config"], "port "
+        return _advertised_port("PLAINTEXT")
     with contextlib.suppress(OSError, ValueError):
-        for line in path.read_text().splitlines():
-            if line.startswith(key):
-                return int(line.rsplit(":", 1)[-1] if name == "kafka" else line.split()[1])
+        for line in _redis_paths()["config"].read_text().splitlines():
+            if line.startswith("port "):
+                return int(line.split()[1])
+    return None
+
+
+def _configured_secure_port() -> int | None:
+    """The SASL_SSL port of the last Kafka start, None when it ran without one."""
+    return _advertised_port("SASL_SSL")
+
+
+def _advertised_port(listener: str) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        for line in _kafka_paths()["config"].read_text().splitlines():
+            if line.startswith("advertised.listeners="):
+                for url in line.split("=", 1)[1].split(","):
+                    if url.startswith(f"{listener}://"):
+                        return int(url.rsplit(":", 1)[-1])
     return None
 
 
@@ -692,20 +914,38 @@ def up(
     *,
     kafka_port: int | None = None,
     redis_port: int | None = None,
+    secure: bool | None = None,
+    redis_acl: bool | None = None,
+    redis_tls: bool | None = None,
 ) -> list[ServiceStatus]:
-    """Start what is not running yet and wait until each answers; a no-op when all are up."""
+    """Start what is not running yet and wait until each answers; a no-op when all are up.
+
+    ``secure``, ``redis_acl`` and ``redis_tls`` default to ``TWIN_LOCAL_KAFKA_SECURE``,
+    ``TWIN_LOCAL_REDIS_ACL`` and ``TWIN_LOCAL_REDIS_TLS`` (all off).
+    """
     ports = ServicePorts.resolve(kafka_port, redis_port)
     selected = _selected(components)
+    if secure is None:
+        secure = local_secure.env_flag("TWIN_LOCAL_KAFKA_SECURE")
+    if redis_tls is None:
+        redis_tls = local_secure.env_flag("TWIN_LOCAL_REDIS_TLS")
+    kafka_ports = {ports.kafka, ports.controller} | ({ports.secure_kafka} if secure else set())
+    redis_ports = {ports.redis} | ({ports.redis_tls} if redis_tls else set())
+    if "kafka" in selected and "redis" in selected and kafka_ports & redis_ports:
+        raise ServiceError(
+            f"Redis ports {sorted(redis_ports)} collide with Kafka's {sorted(kafka_ports)}"
+            " (secure mode takes kafka port + 2, Redis TLS redis port + 1); choose other ports"
+        )
     with _file_lock(state_dir() / "run" / "services.lock"):
         # Refuse before starting anything, rather than leave one service half up.
         if "kafka" in selected and pid_of("kafka") is None:
-            _require_free("kafka", ports.kafka, ports.controller)
+            _require_free("kafka", *sorted(kafka_ports))
         if "redis" in selected and pid_of("redis") is None:
-            _require_free("redis", ports.redis)
+            _require_free("redis", *sorted(redis_ports))
         if "redis" in selected:
-            redis_up(ports.redis)
+            redis_up(ports.redis, acl=redis_acl, tls=redis_tls)
         if "kafka" in selected:
-            kafka_up(ports.kafka)
+            kafka_up(ports.kafka, secure=secure)
     return [line for line in status() if line.name in selected]
 
 
@@ -724,11 +964,21 @@ def restart(
     *,
     kafka_port: int | None = None,
     redis_port: int | None = None,
+    secure: bool | None = None,
+    redis_acl: bool | None = None,
+    redis_tls: bool | None = None,
 ) -> list[ServiceStatus]:
     """``down`` then ``up``, keeping data."""
     selected = _selected(components)
     down(selected)
-    return up(selected, kafka_port=kafka_port, redis_port=redis_port)
+    return up(
+        selected,
+        kafka_port=kafka_port,
+        redis_port=redis_port,
+        secure=secure,
+        redis_acl=redis_acl,
+        redis_tls=redis_tls,
+    )
 
 
 def status() -> list[ServiceStatus]:
@@ -741,11 +991,23 @@ def status() -> list[ServiceStatus]:
         if pid is None:
             lines.append(ServiceStatus(name, False, None, address, "stopped"))
         elif port is not None and _answers(name, port):
-            lines.append(ServiceStatus(name, True, pid, address, "ready"))
+            lines.append(ServiceStatus(name, True, pid, address, "ready" + _secure_detail(name)))
         else:
             detail = "process alive but not answering (starting, stopped or hung)"
             lines.append(ServiceStatus(name, False, pid, address, detail))
     return lines
+
+
+def _secure_detail(name: str) -> str:
+    if name == "kafka":
+        port = _configured_secure_port()
+        return f"; SASL_SSL on {HOST}:{port}" if port else ""
+    config = _redis_config_text()
+    parts = ["ACL (default user off)"] if "\naclfile " in config else []
+    for line in config.splitlines():
+        if line.startswith("tls-port "):
+            parts.append(f"TLS on {HOST}:{line.split()[1]}")
+    return "".join(f"; {part}" for part in parts)
 
 
 # --- command line -------------------------------------------------------------------------
@@ -776,16 +1038,37 @@ def main_services(argv: list[str]) -> int:
         "--redis-port", type=int, default=None, help="default 6379 or $TWIN_LOCAL_REDIS_PORT"
     )
     parser.add_argument("--only", choices=COMPONENTS, default=None, help="act on one service")
+    parser.add_argument(
+        "--secure",
+        action="store_true",
+        default=None,
+        help="Kafka: add a SASL_SSL (SCRAM-SHA-512) listener on kafka port + 2"
+        " (or TWIN_LOCAL_KAFKA_SECURE=1)",
+    )
+    parser.add_argument(
+        "--redis-acl",
+        action="store_true",
+        default=None,
+        help="Redis: default user off, twinstream ACL user with TWIN_REDIS_PASSWORD"
+        " (or TWIN_LOCAL_REDIS_ACL=1)",
+    )
+    parser.add_argument(
+        "--redis-tls",
+        action="store_true",
+        default=None,
+        help="Redis: add a TLS port on redis port + 1 (or TWIN_LOCAL_REDIS_TLS=1)",
+    )
     args = parser.parse_args(argv)
+    modes = {"secure": args.secure, "redis_acl": args.redis_acl, "redis_tls": args.redis_tls}
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     components = (args.only,) if args.only else COMPONENTS
     started = time.monotonic()
     try:
         if args.action == "up":
-            up(components, kafka_port=args.kafka_port, redis_port=args.redis_port)
+            up(components, kafka_port=args.kafka_port, redis_port=args.redis_port, **modes)
         elif args.action == "restart":
-            restart(components, kafka_port=args.kafka_port, redis_port=args.redis_port)
+            restart(components, kafka_port=args.kafka_port, redis_port=args.redis_port, **modes)
         elif args.action == "down":
             down(components)
     except ServiceError as exc:
@@ -793,5 +1076,11 @@ def main_services(argv: list[str]) -> int:
         return 1
     if args.action != "status":
         logger.info("%s done in %.1fs", args.action, time.monotonic() - started)
-    _print_status(status())
+    lines = status()
+    _print_status(lines)
+    secured = any(line.running and ";" in line.detail for line in lines)
+    if args.action != "down" and secured and secure_env_file().exists():
+        tls = state_dir() / "tls" / "ca.pem"
+        print(f"CA certificate: {tls}" if tls.exists() else "", end="\n" if tls.exists() else "")
+        print(f"client settings (with passwords): set -a; . {secure_env_file()}; set +a")
     return 0
