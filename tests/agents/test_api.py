@@ -180,8 +180,9 @@ async def test_population_suppresses_small_groups(stack) -> None:
     # 1 continuous (p-high), p-med hourly, p-red hourly, 6 twelve-hourly.
     assert pop["observations_per_hour"] == round(1 + 1 + 6 / 12, 2)
     assert pop["continuous_monitoring"] == "<5"
-    assert pop["predicted_deteriorations_next_hour"] is None
-    assert "not available" in pop["forecasts"]
+    # Learned forecasts: a count once twins carry learned state, else null with the reason.
+    predicted = pop["predicted_deteriorations_next_hour"]
+    assert (predicted is None) == ("not available" in pop["forecasts"])
 
 
 async def test_what_if_scores_without_touching_the_twin(stack) -> None:
@@ -294,3 +295,13 @@ async def test_access_log_has_route_templates_not_ids(
     assert info[0].startswith("GET /twins/{patient_id} 200")
     assert info[1].startswith("GET /alerts/stream 401")
     assert not any("p-high" in m or "wrong" in m for m in info)
+
+
+def test_population_counts_predicted_deteriorations() -> None:
+    from stream.api.population import TwinRollupRow, rollup
+
+    rows = [TwinRollupRow("A", "n", "low", 720, deteriorating_next_hour=i < 2) for i in range(6)]
+    view = rollup(rows, min_group=5)
+    assert (view.predicted_deteriorations_next_hour, view.forecasts) == (2, "available")
+    none = rollup([TwinRollupRow("A", "n", "low", 720)], min_group=5)
+    assert none.predicted_deteriorations_next_hour is None and "not available" in none.forecasts
