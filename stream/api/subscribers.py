@@ -75,17 +75,19 @@ async def tail(
     console: Console | None = None,
 ) -> int:
     """Print the last ``lines`` alerts of each partition, then new ones if ``follow``."""
-    console = console or Console(highlight=False)
-    consumer = AIOKafkaConsumer(**kafka_client_options(settings), group_id=None)
+    console = console or Console(highlight=False, soft_wrap=True)
+    consumer = AIOKafkaConsumer(
+        settings.topic_alerts, **kafka_client_options(settings), group_id=None
+    )
     await consumer.start()
     shown = 0
     try:
-        parts = consumer.partitions_for_topic(settings.topic_alerts)
-        if parts is None:
-            await consumer.topics()  # refresh metadata once
-            parts = consumer.partitions_for_topic(settings.topic_alerts) or set()
-        tps = [TopicPartition(settings.topic_alerts, p) for p in sorted(parts)]
-        consumer.assign(tps)
+        # Without a group, subscribing assigns every partition once metadata arrives.
+        for _ in range(100):
+            tps = sorted(consumer.assignment())
+            if tps:
+                break
+            await asyncio.sleep(0.1)
         ends = await consumer.end_offsets(tps)
         starts = await consumer.beginning_offsets(tps)
         for tp in tps:
