@@ -3,19 +3,37 @@ events, the codec encodes the twins, and the store commits them per partition.""
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import httpx
+
+from schemas.alert import Alert
 from schemas.profiles import PatientProfile
 from schemas.vitals import VitalsEvent
+from stream.api import create_api
+from stream.api.acks import MemoryAckPublisher
+from stream.api.feed import AlertFeed
 from stream.settings import Settings
 from stream.store import MemoryTwinStore
+from twin.alerting import alert_id
 from twin.apply import apply_profile, apply_vitals
 from twin.codec import encode_twin
 from twin.state import TwinState
 
-__all__ = ["NORMAL", "T0", "build_store", "ward_population"]
+__all__ = [
+    "NORMAL",
+    "T0",
+    "ApiStack",
+    "api_stack",
+    "build_store",
+    "sample_alert",
+    "ward_population",
+]
 
 T0 = 1_800_000_000.0
 NORMAL: dict[str, object] = {
@@ -81,3 +99,33 @@ async def build_store(
             counters={"consumed": len(twins), "applied": len(twins), "dead.invalid": 1},
         )
     return store
+
+
+@dataclass
+class ApiStack:
+    """The in-memory ports behind an API under test."""
+
+    store: MemoryTwinStore
+    acks: MemoryAckPublisher
+    feed: AlertFeed
+
+
+@contextlib.asynccontextmanager
+async def api_stack(token: str) -> AsyncIterator[tuple[httpx.AsyncClient, ApiStack]]:
+    """An httpx client on the API app (in-process ASGI) over :func:`build_store`'s twins."""
+    settings = Settings(api_token=token, partitions=4)
+    store = await build_store(settings)
+    acks, feed = MemoryAckPublisher(), AlertFeed(capacity=50)
+    app = create_api(settings, store, acks, feed=feed)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        yield client, ApiStack(store, acks, feed)
+
+
+def sample_alert(pid: str = "p-high", status: str = "open", severity: str = "high") -> Alert:
+    """A news2 alert of episode 1 of ``pid``."""
+    at = datetime.fromtimestamp(T0, tz=UTC)
+    return Alert(
+        alert_id=alert_id(pid, "news2", 1), patient_id=pid, kind="deterioration",
+        severity=severity, status=status, rule="news2", observed_at=at, emitted_at=at,
+    )  # fmt: skip
