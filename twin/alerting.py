@@ -131,10 +131,14 @@ def due_reminders(state: TwinState, cfg: TwinConfig, *, at: float, now: float) -
         if ep.acked_until is not None and at < ep.acked_until:
             continue
         if at - ep.last_notified_at >= cfg.continuous_reminder_s:
-            open_for = round((at - ep.opened_at) / 60)
-            out.append(
-                _alert(state, ep, "reminder", ep.severity, at, now, {"open_minutes": open_for})
-            )
+            # The promised ``details.reminder`` counter, without extra state: reminder
+            # intervals since the open. Reminders are an interval or more apart, so it
+            # grows with each one and (alert_id, "reminder", counter) stays unique.
+            details = {
+                "open_minutes": round((at - ep.opened_at) / 60),
+                "reminder": int((at - ep.opened_at) // cfg.continuous_reminder_s),
+            }
+            out.append(_alert(state, ep, "reminder", ep.severity, at, now, details))
     return out
 
 

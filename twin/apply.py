@@ -55,9 +55,16 @@ _WEEK_S = 7 * 24 * 3600.0
 _TWO_DAYS_S = 48 * 3600.0
 
 
+def _order(value: Value) -> tuple[float, str]:
+    return (0.0, str(value)) if isinstance(value, str | bool) else (float(value), "")
+
+
 def _set_latest(state: TwinState, name: str, value: Value, at: float, grade: SourceGrade) -> None:
+    # Same-second readings (two monitors; the vitals and FHIR topics, whose
+    # interleaving a replay may change) keep the larger value, not the last
+    # arrival, so the twin does not depend on arrival order.
     current = state.latest.get(name)
-    if current is None or current.at <= at:
+    if current is None or (current.at, _order(current.value)) <= (at, _order(value)):
         state.latest[name] = Observation(value, at, grade)
 
 
@@ -185,13 +192,20 @@ def apply_wearable(
 
 
 def apply_lab(state: TwinState, event: LabEvent, cfg: TwinConfig, now: float) -> list[Alert] | None:
-    """Apply a lab result (canonical units); check critical values, AKI and lactate."""
+    """Apply a lab result (canonical units); check critical values, AKI and lactate.
+
+    A result collected before the analyte's newest one (a routine sample
+    resulted after a later STAT one) is recorded but changes none of that
+    analyte's alerts: it must not clear a current critical value.
+    """
     at = event.observed_at.timestamp()
     late = _begin(state, cfg, event.event_id, at)
     if late is None:
         return None
     analyte, value, unit = event.canonical()
     prior = list(state.lab_history.get(analyte, ()))
+    current = state.latest.get(f"lab.{analyte}")
+    superseded = current is not None and current.at > at
     _set_latest(state, f"lab.{analyte}", value, at, "lab")
     if analyte in ("creatinine", "lactate"):
         hist = state.lab_history.setdefault(analyte, [])
@@ -199,7 +213,7 @@ def apply_lab(state: TwinState, event: LabEvent, cfg: TwinConfig, now: float) ->
         hist.sort()
         newest = hist[-1][0]
         hist[:] = [h for h in hist if h[0] > newest - _WEEK_S][-12:]
-    if late:
+    if late or superseded:
         return []
     out: list[Alert | None] = []
     crit = cfg.critical_labs.get(analyte)
@@ -243,10 +257,15 @@ def apply_lab(state: TwinState, event: LabEvent, cfg: TwinConfig, now: float) ->
                 at=at,
                 now=now,
                 details={
+                    "analyte": analyte,
+                    "value": round(value, 2),
                     "lactate": round(value, 2),
                     "previous": recent[-1] if recent else None,
                     "unit": "mmol/L",
+                    "threshold": cfg.lactate_rise_floor,
                     "rule": "second lactate within 6 h higher than the first, above 2",
+                    "source": "Surviving Sepsis Campaign hour-1 bundle: re-measure lactate"
+                    " if above 2 mmol/L (Levy et al., Crit Care Med 2018)",
                 },
                 hold_s=0.0,
             )
@@ -268,8 +287,10 @@ def _aki(
     """
     window_48h = [v for t, v in prior if at - _TWO_DAYS_S <= t < at]
     window_7d = [v for t, v in prior if at - _WEEK_S <= t < at]
-    abs_rise = bool(window_48h) and value - min(window_48h) >= cfg.aki_abs_rise_mg_dl
-    ratio = value / min(window_7d) if window_7d and min(window_7d) > 0 else None
+    # Rounded before comparing: in binary floating point 1.4 - 1.1 is 0.2999...
+    # and 0.6 / 0.4 is 1.4999..., yet both meet KDIGO's ">= 0.3" and "1.5 x".
+    abs_rise = bool(window_48h) and round(value - min(window_48h), 6) >= cfg.aki_abs_rise_mg_dl
+    ratio = round(value / min(window_7d), 6) if window_7d and min(window_7d) > 0 else None
     rel_rise = ratio is not None and ratio >= cfg.aki_rel_rise
     stage = (
         3
@@ -286,6 +307,13 @@ def _aki(
         at=at,
         now=now,
         details={
+            "analyte": "creatinine",
+            "value": round(value, 3),
+            "unit": "mg/dL",
+            "threshold": {
+                "rise_48h_mg_dl": cfg.aki_abs_rise_mg_dl,
+                "ratio_to_7d_low": cfg.aki_rel_rise,
+            },
             "creatinine_mg_dl": round(value, 3),
             "lowest_48h": min(window_48h) if window_48h else None,
             "lowest_7d": min(window_7d) if window_7d else None,
