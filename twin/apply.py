@@ -20,6 +20,8 @@ from schemas.wearables import WEARABLE_FIELDS, WearableEvent
 from twin.alerting import acknowledge, due_reminders, update_alert
 from twin.assess import Assessment, assess
 from twin.config import TwinConfig
+from twin.learned import learned_alerts
+from twin.learning.vitals import VITAL_NAMES
 from twin.state import Observation, Profile, SourceGrade, TwinState, Value
 from twin.windows import VitalWindow
 
@@ -93,12 +95,21 @@ def apply_vitals(
         _set_latest(state, name, value, at, "bedside")
         if name in WINDOWED_VITALS:
             state.windows.setdefault(name, VitalWindow()).add(at, float(value))
+    in_order = state.last_vitals_at is None or at > state.last_vitals_at
     newest_vitals = at if state.last_vitals_at is None else max(state.last_vitals_at, at)
     state.last_vitals_at = newest_vitals
+    state.signals = []
     if late:
         return []
+    if in_order:
+        # The learned models see each patient's readings in event-time order
+        # only: an out-of-order reading updates the latest values and windows
+        # but does not teach baselines, change detectors or forecasters.
+        values = {n: float(v) for n in VITAL_NAMES if (v := getattr(event, n, None)) is not None}
+        state.signals = state.patient_models().observe_many(values, at)
     # MEWS raises no alert; it is computed on demand (API), not on the hot path.
-    alerts = _vitals_alerts(state, cfg, assess(state, cfg, newest_vitals, with_mews=False), now)
+    assessment = assess(state, cfg, newest_vitals, with_mews=False)
+    alerts = _vitals_alerts(state, cfg, assessment, now)
     stale = update_alert(
         state,
         cfg,
@@ -113,6 +124,7 @@ def apply_vitals(
     )
     if stale is not None:
         alerts.append(stale)
+    alerts.extend(learned_alerts(state, cfg, newest_vitals, now, assessment.news2))
     alerts.extend(due_reminders(state, cfg, at=newest_vitals, now=now))
     return alerts
 

@@ -16,7 +16,7 @@ from twin.windows import VitalWindow
 
 __all__ = ["CODEC_VERSION", "CodecError", "decode_twin", "encode_twin"]
 
-CODEC_VERSION = 4
+CODEC_VERSION = 5
 _GRADES: tuple[SourceGrade, ...] = ("bedside", "wearable", "lab")
 
 
@@ -79,7 +79,9 @@ def encode_twin(state: TwinState) -> bytes:
         },
         "e": state.episodes,
         "c": {k: _n(v) for k, v in state.cooldown_until.items()},
-        "m": state.learned,
+        "m": state.models.encode() if state.models is not None else state.learned,
+        "k": [_n(state.risk), _n(state.risk_at), _n(state.anomaly)],
+        "o": state.outcomes,
     }
     return bytes(msgpack.packb(doc, use_bin_type=True))
 
@@ -110,4 +112,8 @@ def decode_twin(raw: bytes) -> TwinState:
         episodes=dict(doc["e"]),
         cooldown_until=dict(doc["c"]),
         learned=doc["m"],
+        risk=doc["k"][0],
+        risk_at=doc["k"][1],
+        anomaly=doc["k"][2],
+        outcomes=dict(doc["o"]),
     )

@@ -17,6 +17,7 @@ Non-finite or negative values, SpO2 above 100 and unknown ACVPU letters raise
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -149,7 +150,10 @@ def _band(value: Decimal, bands: _Bands) -> int:
     return next(score for upper, score in bands if value <= upper)
 
 
+@functools.lru_cache(maxsize=8192)
 def _score(name: str, value: float | None, quantum: Decimal, bands: _Bands) -> int | None:
+    # Cached: device values repeat (whole numbers mostly), and exact decimal
+    # rounding is the costly part of scoring on the stream's hot path.
     return None if value is None else _band(_rounded(name, value, quantum), bands)
 
 

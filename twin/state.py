@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
+from twin.learning.codec import DEFAULT_CONFIG, LearningConfig, PatientModels, VitalSignals
 from twin.windows import VitalWindow
 
 __all__ = [
@@ -82,6 +83,26 @@ class TwinState:
     episodes: dict[str, int] = field(default_factory=dict)
     cooldown_until: dict[str, float] = field(default_factory=dict)
     learned: bytes | None = None
+    """Encoded per-patient learned state (:class:`twin.learning.PatientModels`)."""
+    risk: float | None = None
+    """Online risk estimate (probability) as of ``risk_at``."""
+    risk_at: float | None = None
+    anomaly: float | None = None
+    """Population anomaly score of the newest vitals, 0 (typical) to 1."""
+    outcomes: dict[str, float] = field(default_factory=dict)
+    # Not persisted: decoded models kept hot in memory, and the newest signals.
+    models: PatientModels | None = field(default=None, compare=False, repr=False)
+    signals: list[VitalSignals] = field(default_factory=list, compare=False, repr=False)
+
+    def patient_models(self, config: LearningConfig = DEFAULT_CONFIG) -> PatientModels:
+        """The learned models, decoded on first use and kept until the next encode."""
+        if self.models is None:
+            self.models = (
+                PatientModels.decode(self.learned, config)
+                if self.learned
+                else PatientModels(config)
+            )
+        return self.models
 
     def value(self, name: str, *, fresh_since: float | None = None) -> Value | None:
         """Latest value of ``name``, or None when absent or older than ``fresh_since``.
@@ -112,7 +133,11 @@ class TwinState:
 
     def copy(self) -> TwinState:
         """A deep copy, for what-if questions that must not touch the real twin."""
-        return copy.deepcopy(self)
+        if self.models is not None:
+            self.learned = self.models.encode()
+        clone = copy.deepcopy(self)
+        clone.models = None  # re-decoded from ``learned`` on first use
+        return clone
 
 
 def event_fingerprint(event_id: str) -> bytes:

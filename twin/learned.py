@@ -1,0 +1,153 @@
+"""Alerts from what a twin has learned about its own patient.
+
+* ``baseline.<vital>`` (``baseline_deviation``): a vital has stayed beyond
+  k standard deviations of the patient's own baseline for n readings.
+* ``change.<vital>`` (``sustained_change``): a level shift that stayed
+  shifted (a confirmed PageHinkley change); resolves after the hold time.
+* ``news2.predicted`` (``predicted_deterioration``): the NEWS2 band projected
+  from the per-vital forecasts at +30 or +60 min is medium or high while the
+  current band is lower; ``lead_time_minutes`` says which horizon.
+"""
+
+from __future__ import annotations
+
+from schemas.alert import Alert
+from twin.alerting import update_alert
+from twin.config import TwinConfig
+from twin.learning.forecast import projected_news2_inputs
+from twin.scores import News2Result, news2
+from twin.state import TwinState
+
+__all__ = ["PREDICTED_RULE", "learned_alerts"]
+
+PREDICTED_RULE = "news2.predicted"
+_BAND_RANK = {"low": 0, "low-medium": 1, "medium": 2, "high": 3}
+_HORIZONS_S = (1800, 3600)
+
+
+def learned_alerts(
+    state: TwinState, cfg: TwinConfig, at: float, now: float, current: News2Result
+) -> list[Alert]:
+    """Alerts from the newest readings' learned signals (``state.signals``);
+    ``current`` is the NEWS2 the twin scores now."""
+    out: list[Alert | None] = []
+    params = state.patient_models().config.baseline
+    for sig in state.signals:
+        out.append(
+            update_alert(
+                state,
+                cfg,
+                rule=f"baseline.{sig.vital}",
+                kind="baseline_deviation",
+                firing=sig.deviating,
+                severity="low",
+                at=at,
+                now=now,
+                details={
+                    "vital": sig.vital,
+                    "value": sig.value,
+                    "z": None if sig.z is None else round(sig.z, 2),
+                    "baseline_mean": round(sig.mean, 2),
+                    "baseline_sd": round(sig.std, 2),
+                    "k_sd": params.deviation_k,
+                    "readings": params.deviation_n,
+                    "source": "personal baseline: exponentially weighted mean/variance",
+                },
+            )
+        )
+        change = sig.sustained_change
+        out.append(
+            update_alert(
+                state,
+                cfg,
+                rule=f"change.{sig.vital}",
+                kind="sustained_change",
+                firing=change is not None,
+                severity="low",
+                at=at,
+                now=now,
+                details={}
+                if change is None
+                else {
+                    "vital": sig.vital,
+                    "direction": change.direction,
+                    "magnitude": round(change.magnitude, 2),
+                    "level": round(change.level, 2),
+                    "previous_level": round(change.previous_level, 2),
+                    "onset_at": change.onset_at,
+                    "source": "PageHinkley change detector, confirmed over time",
+                },
+            )
+        )
+    if state.signals and current.band != "high":
+        out.append(_predicted(state, cfg, at, now, current))
+    elif state.signals:
+        # Already at the highest band: nothing left to predict; let an open
+        # prediction resolve on its hold time.
+        out.append(
+            update_alert(
+                state,
+                cfg,
+                rule=PREDICTED_RULE,
+                kind="predicted_deterioration",
+                firing=False,
+                severity="medium",
+                at=at,
+                now=now,
+                details={},
+            )
+        )
+    return [a for a in out if a is not None]
+
+
+def _predicted(
+    state: TwinState, cfg: TwinConfig, at: float, now: float, current: News2Result
+) -> Alert | None:
+    # Forecasts of the vitals just observed; the others carry their latest value.
+    forecasts = {sig.vital: sig.forecast for sig in state.signals if sig.forecast}
+    latest = {
+        k: v
+        for k in ("heart_rate", "respiratory_rate", "spo2", "systolic_bp", "temperature_c")
+        if (v := state.number(k, fresh_since=at - cfg.fresh_s)) is not None
+    }
+    oxygen = state.value("on_oxygen", fresh_since=at - cfg.fresh_s)
+    level = state.value("consciousness", fresh_since=at - cfg.fresh_s)
+    firing, details = False, {}
+    for horizon in _HORIZONS_S:
+        inputs = projected_news2_inputs(
+            forecasts,
+            horizon,
+            latest=latest,
+            on_oxygen=oxygen if isinstance(oxygen, bool) else None,
+            consciousness=level if isinstance(level, str) else None,
+            spo2_scale=state.profile.spo2_scale if state.profile else 1,
+        )
+        projected = news2(**inputs)
+        if (
+            projected.band in ("medium", "high")
+            and _BAND_RANK[projected.band] > _BAND_RANK[current.band]
+        ):
+            firing = True
+            details = {
+                "lead_time_minutes": horizon // 60,
+                "projected_news2": projected.total,
+                "projected_band": projected.band,
+                "projected_values": {
+                    k: round(v, 1) for k, v in inputs.items() if isinstance(v, float)
+                },
+                "current_news2": current.total,
+                "current_band": current.band,
+                "source": "per-vital Holt forecasts scored with RCP NEWS2 (2017)",
+            }
+            break
+    return update_alert(
+        state,
+        cfg,
+        rule=PREDICTED_RULE,
+        kind="predicted_deterioration",
+        firing=firing,
+        severity="medium",
+        at=at,
+        now=now,
+        details=details,
+    )
