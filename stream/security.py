@@ -36,8 +36,9 @@ REDIS_COMMANDS: tuple[str, ...] = (
     "lrange",
     "smembers",
     "zrangebyscore",
-    # writes: claim_partition (INCR) and the commit / outbox-ack scripts
-    "incr",
+    # writes: claim_partition (redis-py's incr() sends INCRBY) and the commit /
+    # outbox-ack scripts
+    "incrby",
     "set",
     "hset",
     "hincrby",
