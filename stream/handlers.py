@@ -17,11 +17,19 @@ from schemas.alert import Alert
 from schemas.decode import Rejection, decode
 from schemas.fhir import decode_fhir
 from schemas.labs import LabEvent
+from schemas.outcomes import OutcomeEvent
 from schemas.profiles import PatientProfile
 from schemas.vitals import VitalsEvent
 from schemas.wearables import WearableEvent
 from stream.settings import Settings
-from twin.apply import apply_ack, apply_lab, apply_profile, apply_vitals, apply_wearable
+from twin.apply import (
+    apply_ack,
+    apply_lab,
+    apply_outcome,
+    apply_profile,
+    apply_vitals,
+    apply_wearable,
+)
 from twin.config import TwinConfig
 from twin.state import TwinState
 
@@ -46,6 +54,7 @@ APPLIERS: dict[type[BaseModel], Applier] = {
     WearableEvent: apply_wearable,
     PatientProfile: apply_profile,
     AlertAck: apply_ack,
+    OutcomeEvent: apply_outcome,
 }
 
 
@@ -129,5 +138,6 @@ def decoders_for(settings: Settings) -> dict[str, TopicDecoder]:
         settings.topic_wearables: _model(WearableEvent, pseudo),
         settings.topic_profiles: _model(PatientProfile, pseudo),
         settings.topic_fhir: _fhir(pseudo),
+        settings.topic_outcomes: _model(OutcomeEvent, pseudo),
         settings.topic_alert_acks: _ack,
     }

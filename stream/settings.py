@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     reminder_minutes: float = Field(15.0, gt=0, description="Reminder interval, high alerts.")
     stale_after_minutes: float = Field(240.0, gt=0, description="No vitals -> stale alert.")
     stale_scan_seconds: float = Field(60.0, gt=0, description="Event-time between scans.")
+    risk_every_minutes: float = Field(
+        15.0, ge=0, description="Score risk/anomaly at most this often per twin (event time)."
+    )
+    checkpoint_seconds: float = Field(
+        30.0, gt=0, description="Wall time between checkpoints of shared models."
+    )
 
     # --- API ---------------------------------------------------------------
     api_host: str = "127.0.0.1"
@@ -82,6 +88,7 @@ class Settings(BaseSettings):
             self.topic_profiles,
             self.topic_fhir,
             self.topic_alert_acks,
+            self.topic_outcomes,
         )
 
     def twin_config(self) -> TwinConfig:

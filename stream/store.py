@@ -22,6 +22,12 @@ Redis Cluster can run the commit script in one slot)::
                                          (removed while a stale-data alert is open)
     <prefix>:{p3}:counters       hash    consumed, applied, duplicates, dead.<reason>, ...
                                          (moved in the same atomic step as the twins)
+    <prefix>:{p3}:model:<name>   string  checkpoint of a partition's shared model
+    <prefix>:model:<name>        string  checkpoint of a model shared by all partitions
+
+Model checkpoints are written every few seconds, not in the batch's atomic
+step: after a crash a shared statistical model may have missed, or learned
+twice, the last few seconds of examples; twins and offsets never do.
     <prefix>:{p3}:twin:<patient> string  encoded twin
 """
 
@@ -87,6 +93,10 @@ class TwinStore(Protocol):
 
     async def counters(self) -> dict[str, int]: ...
 
+    async def get_blob(self, name: str, partition: int | None = None) -> bytes | None: ...
+
+    async def set_blob(self, name: str, raw: bytes, partition: int | None = None) -> None: ...
+
     async def stale_candidates(self, partition: int, before: float, limit: int) -> list[str]: ...
 
     async def ack_outbox(self, partition: int, epoch: int, count: int) -> None: ...
@@ -114,6 +124,7 @@ class MemoryTwinStore:
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
         self._parts: dict[int, _MemPartition] = {}
+        self._blobs: dict[tuple[int | None, str], bytes] = {}
 
     def _part(self, partition: int) -> _MemPartition:
         return self._parts.setdefault(partition, _MemPartition())
@@ -153,6 +164,12 @@ class MemoryTwinStore:
                 part.last_vitals[pid] = at
         for name, n in (counters or {}).items():
             part.counters[name] = part.counters.get(name, 0) + n
+
+    async def get_blob(self, name: str, partition: int | None = None) -> bytes | None:
+        return self._blobs.get((partition, name))
+
+    async def set_blob(self, name: str, raw: bytes, partition: int | None = None) -> None:
+        self._blobs[(partition, name)] = raw
 
     async def counters(self) -> dict[str, int]:
         total: dict[str, int] = {}
@@ -315,6 +332,17 @@ class RedisTwinStore:
             if "STALE_" in str(exc):
                 raise StaleEpochError(f"partition {partition}: {exc}") from exc
             raise StoreError(str(exc)) from exc
+
+    def _blob_key(self, name: str, partition: int | None) -> str:
+        if partition is None:
+            return f"{self.prefix}:model:{name}"
+        return self.key(partition, f"model:{name}")
+
+    async def get_blob(self, name: str, partition: int | None = None) -> bytes | None:
+        return cast(bytes | None, await self.redis.get(self._blob_key(name, partition)))
+
+    async def set_blob(self, name: str, raw: bytes, partition: int | None = None) -> None:
+        await self.redis.set(self._blob_key(name, partition), raw)
 
     async def counters(self) -> dict[str, int]:
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -27,12 +27,16 @@ from typing import TypeVar
 from schemas.alert import Alert
 from schemas.deadletter import DeadLetter, RejectReason
 from schemas.decode import Rejection
+from schemas.outcomes import OutcomeEvent
 from stream.handlers import APPLIERS, Decoded, decoders_for
 from stream.ports import Envelope, OutputSink
 from stream.settings import Settings
 from stream.store import StaleEpochError, TwinStore
 from twin.apply import check_stale
 from twin.codec import decode_twin, encode_twin
+from twin.learning.anomaly import PopulationAnomalyModel
+from twin.learning.risk import RiskModel
+from twin.population import PartitionModels
 from twin.state import TwinState
 
 __all__ = ["TwinUpdater", "UpdaterCounters"]
@@ -76,6 +80,7 @@ class _Partition:
     epoch: int
     offsets: dict[str, int]
     twins: dict[str, TwinState] = field(default_factory=dict)
+    models: PartitionModels | None = None
     watermark: float = float("-inf")
     """Newest vitals event time applied in this partition: the stream's clock."""
     last_stale_scan: float = float("-inf")
@@ -105,6 +110,8 @@ class TwinUpdater:
         self.counters = UpdaterCounters()
         self._parts: dict[int, _Partition] = {}
         self.config = settings.twin_config()
+        self.risk: RiskModel | None = None
+        self._last_checkpoint = time.monotonic()
         self.assigned: set[int] | None = None
         """Partitions Kafka assigned us (None: not tracked, as in tests without Faust)."""
         self._decoders = decoders_for(settings)
@@ -139,6 +146,7 @@ class TwinUpdater:
             return part
         claim = await self.store.claim_partition(partition)
         part = _Partition(claim.epoch, dict(claim.offsets))
+        part.models = await self._load_models(partition)
         self._parts[partition] = part
         if claim.outbox:
             # Outputs committed by a previous owner that may never have been sent.
@@ -166,6 +174,10 @@ class TwinUpdater:
             if outbox:
                 await self._retrying(partition, partial(self._flush, partition, outbox))
         self.counters.batches += 1
+        try:
+            await self.checkpoint_models()
+        except Exception as exc:  # a missed checkpoint is retried next batch
+            log.warning("model checkpoint failed (%s)", type(exc).__name__)
 
     async def _retrying(self, partition: int, step: Callable[[], Awaitable[T]]) -> T:
         delay = 0.1
@@ -229,6 +241,11 @@ class TwinUpdater:
                     alerts = APPLIERS[type(event)](twin, event, cfg, now)
                     if alerts is None:
                         continue  # duplicate event id: nothing changed
+                    if part.models is not None:
+                        if isinstance(event, OutcomeEvent):
+                            part.models.on_outcome(twin, event)
+                        elif twin.signals:
+                            part.models.after_vitals(twin)
                     applied = True
                     changed[pid] = twin
                     if twin.last_vitals_at != vitals_before and twin.last_vitals_at is not None:
@@ -311,6 +328,27 @@ class TwinUpdater:
             last_vitals[pid] = None  # out of the index until vitals come back
             changed[pid] = twin
             outbox.extend(_encode_alert(a) for a in alerts)
+
+    async def _load_models(self, partition: int) -> PartitionModels:
+        """The partition's anomaly model and the process's risk model, from checkpoints."""
+        if self.risk is None:
+            raw = await self.store.get_blob("risk")
+            self.risk = RiskModel.loads(raw) if raw else RiskModel()
+        raw = await self.store.get_blob("anomaly", partition)
+        anomaly = PopulationAnomalyModel.loads(raw) if raw else None
+        return PartitionModels(self.risk, anomaly, every_s=self.settings.risk_every_minutes * 60)
+
+    async def checkpoint_models(self, force: bool = False) -> None:
+        """Write the shared models' checkpoints, at most every ``checkpoint_seconds``."""
+        now = time.monotonic()
+        if not force and now - self._last_checkpoint < self.settings.checkpoint_seconds:
+            return
+        self._last_checkpoint = now
+        for partition, part in list(self._parts.items()):
+            if part.models is not None:
+                await self.store.set_blob("anomaly", part.models.anomaly.dumps(), partition)
+        if self.risk is not None:
+            await self.store.set_blob("risk", self.risk.dumps())
 
     async def _flush(self, partition: int, outbox: list[bytes]) -> None:
         await self._send_outbox(outbox)

@@ -14,6 +14,7 @@ from typing import Any
 from schemas.acks import AlertAck
 from schemas.alert import Alert, AlertSeverity
 from schemas.labs import LabEvent
+from schemas.outcomes import OutcomeEvent
 from schemas.profiles import PatientProfile
 from schemas.vitals import VITAL_FIELDS, VitalsEvent
 from schemas.wearables import WEARABLE_FIELDS, WearableEvent
@@ -32,6 +33,7 @@ __all__ = [
     "WINDOWED_VITALS",
     "apply_ack",
     "apply_lab",
+    "apply_outcome",
     "apply_profile",
     "apply_vitals",
     "apply_wearable",
@@ -75,6 +77,8 @@ def _begin(state: TwinState, cfg: TwinConfig, event_id: str, at: float) -> bool 
     if state.seen(event_id, cfg.dedupe_window):
         return None
     state.events_applied += 1
+    if state.first_event_at is None or at < state.first_event_at:
+        state.first_event_at = at
     newest = at if state.newest_event_at is None else max(state.newest_event_at, at)
     state.newest_event_at = newest
     return at < newest - cfg.lateness_s
@@ -108,7 +112,7 @@ def apply_vitals(
         values = {n: float(v) for n in VITAL_NAMES if (v := getattr(event, n, None)) is not None}
         state.signals = state.patient_models().observe_many(values, at)
     # MEWS raises no alert; it is computed on demand (API), not on the hot path.
-    assessment = assess(state, cfg, newest_vitals, with_mews=False)
+    assessment = state.assessment = assess(state, cfg, newest_vitals, with_mews=False)
     alerts = _vitals_alerts(state, cfg, assessment, now)
     stale = update_alert(
         state,
@@ -363,6 +367,14 @@ def apply_profile(
 def apply_ack(state: TwinState, event: AlertAck, cfg: TwinConfig, now: float) -> list[Alert]:
     """Silence reminders of an acknowledged alert (unknown or closed alerts are ignored)."""
     acknowledge(state, cfg, event.alert_id, event.at.timestamp())
+    return []
+
+
+def apply_outcome(
+    state: TwinState, event: OutcomeEvent, cfg: TwinConfig, now: float
+) -> list[Alert] | None:
+    """Record an outcome (e.g. ``in_hospital_death`` 0/1); the latest value wins."""
+    state.outcomes[event.outcome] = event.value
     return []
 
 

@@ -80,7 +80,7 @@ def encode_twin(state: TwinState) -> bytes:
         "e": state.episodes,
         "c": {k: _n(v) for k, v in state.cooldown_until.items()},
         "m": state.models.encode() if state.models is not None else state.learned,
-        "k": [_n(state.risk), _n(state.risk_at), _n(state.anomaly)],
+        "k": [_n(state.risk), _n(state.risk_at), _n(state.anomaly), _n(state.first_event_at)],
         "o": state.outcomes,
     }
     return bytes(msgpack.packb(doc, use_bin_type=True))
@@ -115,5 +115,6 @@ def decode_twin(raw: bytes) -> TwinState:
         risk=doc["k"][0],
         risk_at=doc["k"][1],
         anomaly=doc["k"][2],
+        first_event_at=doc["k"][3],
         outcomes=dict(doc["o"]),
     )

@@ -9,10 +9,13 @@ from __future__ import annotations
 import copy
 import hashlib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from twin.learning.codec import DEFAULT_CONFIG, LearningConfig, PatientModels, VitalSignals
 from twin.windows import VitalWindow
+
+if TYPE_CHECKING:
+    from twin.assess import Assessment
 
 __all__ = [
     "AlertEpisode",
@@ -90,9 +93,11 @@ class TwinState:
     anomaly: float | None = None
     """Population anomaly score of the newest vitals, 0 (typical) to 1."""
     outcomes: dict[str, float] = field(default_factory=dict)
+    first_event_at: float | None = None
     # Not persisted: decoded models kept hot in memory, and the newest signals.
     models: PatientModels | None = field(default=None, compare=False, repr=False)
     signals: list[VitalSignals] = field(default_factory=list, compare=False, repr=False)
+    assessment: Assessment | None = field(default=None, compare=False, repr=False)
 
     def patient_models(self, config: LearningConfig = DEFAULT_CONFIG) -> PatientModels:
         """The learned models, decoded on first use and kept until the next encode."""

@@ -213,3 +213,26 @@ async def test_pseudonymisation_at_ingest(
     assert twin.patient_id == pseudo
     sent = b"".join(v for _, v in sink.sent["twin.alerts"])
     assert b"real-id-42" not in sent and pseudo.encode() in sent
+
+
+async def test_learned_state_risk_and_outcomes(
+    parts: tuple[Settings, MemoryTwinStore, ListSink],
+) -> None:
+    settings, store, sink = parts
+    up = TwinUpdater(settings, store, sink)
+    recs = [env(i, vitals("p9", i * 20, heart_rate=70 + i % 3, spo2=97, respiratory_rate=15,
+                          systolic_bp=120, temperature_c=36.8)) for i in range(20)]  # fmt: skip
+    await up.process(recs)
+    twin = decode_twin(await store.get_twin("p9") or b"")
+    assert twin.learned and twin.risk is not None and twin.anomaly is not None
+    assert 0.0 <= twin.risk <= 1.0
+    from datetime import UTC, datetime
+
+    outcome = {"patient_id": "p9", "outcome": "in_hospital_death", "value": 1,
+               "observed_at": datetime.fromtimestamp(T0 + 500 * 60, tz=UTC).isoformat()}  # fmt: skip
+    await up.process([Envelope("twin.outcomes", 0, 0, b"p9", orjson.dumps(outcome))])
+    twin = decode_twin(await store.get_twin("p9") or b"")
+    assert twin.outcomes == {"in_hospital_death": 1.0}
+    assert up.risk is not None and up.risk.n_learned >= 1
+    await up.checkpoint_models(force=True)
+    assert await store.get_blob("risk") and await store.get_blob("anomaly", 0)
