@@ -19,6 +19,15 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q -e ".[test,replay]"
   echo "$want" > "$stamp"
 fi
+# Debian's Chromium drives the dashboard's browser test (Playwright cannot
+# download its own browser here); skipped where apt is not available.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "bootstrap: installing chromium (browser test of the dashboard)"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null 2>&1 \
+    || echo "bootstrap: chromium not installed; the browser test will skip"
+fi
 # redis-server from apt and the Kafka jars from Maven Central (cached outside the repo).
 .venv/bin/python - <<'PYEOF'
 from stream.services import ensure_kafka_jars, ensure_redis_installed

@@ -32,6 +32,11 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     import agents.twin_updater  # noqa: F401  (registers the agent)
     from stream.app import app
 
+    if settings.worker_metrics_port:
+        from stream.metrics import start_worker_metrics_server
+
+        start_worker_metrics_server(settings.worker_metrics_port)
+
     worker = faust.Worker(app, loglevel=args.loglevel.upper(), quiet=True)
     worker.execute_from_commandline()
     return 0

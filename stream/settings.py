@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     api_token: SecretStr | None = None
+    api_alert_buffer: int = Field(1000, ge=1, description="Recent alerts the API keeps.")
+    population_min_group: int = Field(
+        5, ge=1, description="Population groups smaller than this are suppressed."
+    )
+    worker_metrics_port: int | None = Field(
+        None, description="Serve the worker's Prometheus metrics on this port."
+    )
 
     def input_topics(self) -> tuple[str, ...]:
         """Topics the twin updater consumes, co-partitioned by ``patient_id``."""

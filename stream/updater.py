@@ -28,6 +28,7 @@ from schemas.alert import Alert
 from schemas.deadletter import DeadLetter, RejectReason
 from schemas.decode import Rejection
 from schemas.outcomes import OutcomeEvent
+from stream import metrics
 from stream.handlers import APPLIERS, Decoded, decoders_for
 from stream.ports import Envelope, OutputSink
 from stream.settings import Settings
@@ -167,8 +168,13 @@ class TwinUpdater:
         re-claimed, so a retry never applies an event twice.
         """
         by_partition: dict[int, list[Envelope]] = defaultdict(list)
+        per_topic: Counter[str] = Counter()
         for rec in records:
             by_partition[rec.partition].append(rec)
+            per_topic[rec.topic] += 1
+        metrics.observe_batch(len(records))
+        for topic, n in per_topic.items():
+            metrics.observe_records_in(topic, n)
         for partition, recs in by_partition.items():
             outbox = await self._retrying(partition, partial(self._apply, partition, recs))
             if outbox:
@@ -387,5 +393,8 @@ class TwinUpdater:
         if alerts:
             await self.sink.send(self.settings.topic_alerts, alerts)
             self.counters.alerts_sent += len(alerts)
+            metrics.observe_records_out(self.settings.topic_alerts, len(alerts))
+            metrics.observe_alerts_sent((body for _, body in alerts), time.time())
         if dead:
             await self.sink.send(self.settings.topic_deadletter, dead)
+            metrics.observe_records_out(self.settings.topic_deadletter, len(dead))

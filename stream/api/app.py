@@ -98,9 +98,9 @@ def create_api(
         settings=settings,
         store=twin_store,
         publisher=producer or KafkaAckPublisher(settings),
-        feed=feed or AlertFeed(capacity=int(getattr(settings, "api_alert_buffer", 1000))),
+        feed=feed or AlertFeed(capacity=settings.api_alert_buffer),
         config=settings.twin_config(),
-        min_group=int(getattr(settings, "population_min_group", 5)),
+        min_group=settings.population_min_group,
         kafka=KafkaProbe(settings) if use_kafka else None,
         # Readiness and lag read Redis directly, whenever the twins live there.
         redis=RedisProbe(settings.redis_url, settings.key_prefix)
