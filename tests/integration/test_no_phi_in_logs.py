@@ -40,7 +40,7 @@ MARKER_ID = "MARKER-PATIENT-7731"
 MARKER_SOURCE = "MARKER-DEVICE-5519"
 PSEUDONYM_KEY = "no-phi-test-key"
 PSEUDONYM = pseudonymise(MARKER_ID, PSEUDONYM_KEY.encode())
-TOKEN = "no-phi-test-token-8d1f"  # noqa: S105 - a test token
+TOKEN = "no-phi-test-token-8d1f"
 # heart rate 173 and potassium 6.66 as they would print; the lookarounds keep
 # timestamps (",173"), pids and ports from matching.
 MARKER_VALUES = re.compile(r"(?<![\d,.:])173(?:\.0)?(?![\d])|6\.66")
@@ -102,6 +102,18 @@ def _records(settings: Settings) -> list[tuple[str, bytes, bytes]]:
 def _leaks(text: str) -> list[str]:
     found = [m for m in (MARKER_ID, MARKER_SOURCE, TOKEN) if m in text]
     return found + [f"value {m.group()!r}" for m in MARKER_VALUES.finditer(text)]
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``python -m stream.cli ARGS`` in its own session, stdout and stderr to ``log``."""
+    with log.open("wb") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", *args],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _free_port() -> int:
@@ -209,21 +221,15 @@ async def test_no_phi_in_worker_and_api_logs_redis_or_alerts(
         await producer.stop()
 
     full_env = {**os.environ, **env}
-    out, err = tmp_path / "worker.out", tmp_path / "worker.err"
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "worker", "-l", "info"],
-            env=full_env,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-        )
+    worker_log_path = tmp_path / "worker.log"
+    worker = _spawn(["worker", "-l", "info"], full_env, worker_log_path)
     try:
         await _wait_consumed(settings, len(records), worker)
         await asyncio.sleep(2.0)  # let the outbox reach the alerts topic
     finally:
         await asyncio.to_thread(stop_process, worker)
-    worker_log = out.read_text(errors="replace") + err.read_text(errors="replace")
+    worker_log = worker_log_path.read_text(errors="replace")
+    assert "[INFO]" in worker_log, worker_log[-2000:]  # INFO really was on
     assert _leaks(worker_log) == [], worker_log[-4000:]
 
     store = RedisTwinStore(settings.redis_url, settings.partitions, settings.key_prefix)
@@ -254,14 +260,7 @@ async def test_no_phi_in_worker_and_api_logs_redis_or_alerts(
 
     api_log = tmp_path / "api.log"
     port = _free_port()
-    with api_log.open("wb") as sink:
-        api = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "api", "--port", str(port), "--log-level", "info"],
-            env=full_env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    api = _spawn(["api", "--port", str(port), "--log-level", "info"], full_env, api_log)
     try:
         await _api_requests(port)
         await asyncio.sleep(0.5)
