@@ -136,6 +136,7 @@ def apply_vitals(
 def _vitals_alerts(state: TwinState, cfg: TwinConfig, a: Assessment, now: float) -> list[Alert]:
     n = a.news2
     state.news2_history.append((a.at, n.total))
+    state.news2_max = n.total if state.news2_max is None else max(state.news2_max, n.total)
     del state.news2_history[: -cfg.history_len]
     values = {k: state.value(k) for k in n.subscores}
     details: dict[str, Any] = {

@@ -63,6 +63,7 @@ def encode_twin(state: TwinState) -> bytes:
         else [p.age, p.sex, p.ward, p.region, p.spo2_scale, p.conditions, _n(p.updated_at)],
         "lh": {k: [[_n(t), _n(v)] for t, v in h] for k, h in state.lab_history.items()},
         "h": [[_n(t), total] for t, total in state.news2_history],
+        "hm": state.news2_max,
         "r": b"".join(state.recent_ids),
         "a": {
             k: [
@@ -104,6 +105,7 @@ def decode_twin(raw: bytes) -> TwinState:
         profile=None if p is None else Profile(p[0], p[1], p[2], p[3], p[4], list(p[5]), p[6]),
         lab_history={k: [(t, v) for t, v in h] for k, h in doc["lh"].items()},
         news2_history=[(t, total) for t, total in doc["h"]],
+        news2_max=doc["hm"],
         events_applied=doc["n"],
         last_vitals_at=doc["lv"],
         newest_event_at=doc["ne"],

@@ -36,7 +36,7 @@ def summarize(twin: TwinState) -> TwinSummary:
     return TwinSummary(
         news2_total=a.news2.total if a else None,
         news2_subscores=dict(a.news2.subscores) if a else {},
-        news2_max=max((t for _, t in twin.news2_history), default=None),
+        news2_max=twin.news2_max,
         qsofa=a.qsofa.score if a else None,
         on_oxygen=oxygen if isinstance(oxygen, bool) else None,
         age_years=float(profile.age) if profile and profile.age is not None else None,

@@ -78,6 +78,8 @@ class TwinState:
     profile: Profile | None = None
     lab_history: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     news2_history: list[tuple[float, int]] = field(default_factory=list)
+    news2_max: int | None = None
+    """Highest NEWS2 total ever scored for this twin."""
     events_applied: int = 0
     last_vitals_at: float | None = None
     newest_event_at: float | None = None
