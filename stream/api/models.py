@@ -160,10 +160,11 @@ class ForecastView(_Model):
 
 
 class RiskView(_Model):
-    """Deterioration risk (filled in by the learning layer)."""
+    """The online risk model's estimate for this twin, as last scored."""
 
     probability: float = Field(ge=0.0, le=1.0)
-    horizon_minutes: int
+    outcome: str = Field(description="What the probability is of, e.g. in_hospital_death.")
+    scored_at: datetime | None = None
     model: str
 
 
@@ -173,6 +174,9 @@ class LearnedView(_Model):
     baselines: dict[str, BaselineView] | None = None
     forecasts: dict[str, list[ForecastView]] | None = None
     risk: RiskView | None = None
+    anomaly: float | None = Field(
+        None, description="Population anomaly score of the newest vitals, 0 typical to 1."
+    )
 
 
 class TwinView(_Model):

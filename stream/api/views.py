@@ -13,12 +13,16 @@ from typing import cast
 from stream.api.models import (
     Assessment,
     Band,
+    BaselineView,
+    ForecastView,
     LatestValue,
+    LearnedView,
     MewsView,
     News2View,
     OpenAlert,
     ProfileView,
     QsofaView,
+    RiskView,
     ScorePoint,
     TwinSummary,
     TwinView,
@@ -31,6 +35,7 @@ from twin import assess as _assess
 from twin.alerting import SEVERITY_RANK, alert_id
 from twin.codec import CodecError, decode_twin
 from twin.config import TwinConfig
+from twin.population import RISK_OUTCOME
 from twin.state import TwinState
 from twin.windows import SLOT_S, VitalWindow, WindowStats
 
@@ -160,7 +165,41 @@ def twin_view(state: TwinState, cfg: TwinConfig) -> TwinView:
             conditions=list(p.conditions),
             updated_at=ts(p.updated_at),
         ),
-        learned=None,
+        learned=learned_view(state),
+    )
+
+
+def learned_view(state: TwinState) -> LearnedView | None:
+    """Baselines, forecasts (+30/+60 min), risk and anomaly, when the twin has learned any."""
+    if state.learned is None and state.models is None and state.risk is None:
+        return None
+    models = state.patient_models()
+    baselines = {}
+    forecasts = {}
+    for vital in models.vitals:
+        m = models.models(vital)
+        baselines[vital] = BaselineView(
+            mean=round(m.baseline.mean, 2), std=round(m.baseline.std, 2), trusted=m.baseline.trusted
+        )
+        ahead = m.forecaster.forecast((1800, 3600))
+        if ahead:
+            forecasts[vital] = [
+                ForecastView(horizon_minutes=h // 60, value=round(v, 2))
+                for h, v in sorted(ahead.items())
+            ]
+    risk = None
+    if state.risk is not None:
+        risk = RiskView(
+            probability=state.risk,
+            outcome=RISK_OUTCOME,
+            scored_at=ts(state.risk_at),
+            model="online logistic regression (river), learned from outcomes",
+        )
+    return LearnedView(
+        baselines=baselines or None,
+        forecasts=forecasts or None,
+        risk=risk,
+        anomaly=state.anomaly,
     )
 
 
@@ -190,8 +229,7 @@ def vital_series(state: TwinState) -> dict[str, list[VitalPoint]]:
 
 def learned_risk(state: TwinState) -> float | None:
     """The twin's online risk estimate, once the learning layer stores one."""
-    risk = getattr(state, "risk", None)
-    return float(risk) if isinstance(risk, int | float) else None
+    return state.risk
 
 
 PREDICTED_RULE = "news2.predicted"

@@ -80,7 +80,10 @@ async def test_get_twin(stack) -> None:
     rules = {a["rule"]: a for a in twin["open_alerts"]}
     assert rules["news2"]["alert_id"] == alert_id("p-high", "news2", 1)
     assert rules["news2"]["severity"] == "high" and rules["news2"]["status"] == "open"
-    assert twin["profile"]["ward"] == "A" and twin["learned"] is None
+    assert twin["profile"]["ward"] == "A"
+    learned = twin["learned"]
+    assert learned["baselines"]["heart_rate"]["trusted"] is False  # still warming up
+    assert {f["horizon_minutes"] for f in learned["forecasts"]["heart_rate"]} == {30, 60}
     assert (await client.get("/twins/p-nobody", headers=AUTH)).status_code == 404
     none = (await client.get("/twins/p-none", headers=AUTH)).json()
     assert none["assessment"] is None and none["latest"] == {}
