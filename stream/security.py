@@ -10,14 +10,21 @@ Passwords are written as ``#<sha256>``, so neither the aclfile nor
 ``ACL LIST`` holds them in clear. Point the clients at the user with
 ``TWIN_REDIS_URL=redis://twinstream:PASSWORD@host:6379/0`` (or ``rediss://`` for
 TLS, see ``SECURITY.md``).
+
+For an operator: ``TWIN_REDIS_PASSWORD=... python -m stream.security redis-acl
+[--user twinstream] [--prefix ts] [--file]`` prints the rule (or a whole aclfile).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import os
 import re
+import sys
+from collections.abc import Sequence
 
-__all__ = ["REDIS_COMMANDS", "redis_acl_file", "redis_acl_rule"]
+__all__ = ["REDIS_COMMANDS", "main", "redis_acl_file", "redis_acl_rule"]
 
 # Every command twinstream sends to Redis, including those run inside its Lua
 # scripts: Redis checks a script's calls against the caller's ACL too.
@@ -119,3 +126,30 @@ def redis_acl_file(
     if admin_password is not None:
         lines.append(f"user admin on {_password_rule(admin_password)} ~* &* +@all")
     return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m stream.security redis-acl``: print the ACL rule; password from the env."""
+    parser = argparse.ArgumentParser(prog="python -m stream.security", description=__doc__)
+    parser.add_argument("what", choices=["redis-acl"])
+    parser.add_argument("--user", default=os.environ.get("TWIN_REDIS_USER") or "twinstream")
+    parser.add_argument("--prefix", default=os.environ.get("TWIN_KEY_PREFIX") or "ts")
+    parser.add_argument("--file", action="store_true", help="a whole aclfile (default user off)")
+    args = parser.parse_args(argv)
+    password = os.environ.get("TWIN_REDIS_PASSWORD")
+    if not password:
+        print("set TWIN_REDIS_PASSWORD (never pass a password as an argument)", file=sys.stderr)
+        return 2
+    try:
+        if args.file:
+            print(redis_acl_file(args.user, password, args.prefix), end="")
+        else:
+            print(redis_acl_rule(args.user, password, args.prefix))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
