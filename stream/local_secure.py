@@ -64,8 +64,8 @@ class Credentials:
 def env_flag(name: str) -> bool:
     """``1``/``true``/``yes``/``on`` (any case) in the environment.
 
-    >>> os.environ["TS_DOCTEST_FLAG"] = "Yes"; env_flag("TS_DOCTEST_FLAG")
-    True
+    >>> env_flag("TWIN_SURELY_UNSET_FLAG")
+    False
     """
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 

@@ -76,12 +76,12 @@ class LocalTls:
 def ensure_local_tls(root: Path) -> LocalTls:
     """Make the CA and server certificate under ``root`` unless they exist; return the paths.
 
-    >>> import tempfile, pathlib
-    >>> tls = ensure_local_tls(pathlib.Path(tempfile.mkdtemp()) / "tls")
-    >>> tls.complete(), oct(tls.key.stat().st_mode & 0o777)
-    (True, '0o600')
-    >>> ensure_local_tls(tls.root).ca.read_bytes() == tls.ca.read_bytes()  # kept, not remade
-    True
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     tls = ensure_local_tls(Path(tmp) / "tls")
+    ...     kept = ensure_local_tls(tls.root).ca.read_bytes() == tls.ca.read_bytes()
+    ...     tls.complete(), oct(tls.key.stat().st_mode & 0o777), kept
+    (True, '0o600', True)
     """
     tls = LocalTls(root)
     if tls.complete():

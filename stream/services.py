@@ -1080,7 +1080,8 @@ def main_services(argv: list[str]) -> int:
     _print_status(lines)
     secured = any(line.running and ";" in line.detail for line in lines)
     if args.action != "down" and secured and secure_env_file().exists():
-        tls = state_dir() / "tls" / "ca.pem"
-        print(f"CA certificate: {tls}" if tls.exists() else "", end="\n" if tls.exists() else "")
+        ca = state_dir() / "tls" / "ca.pem"
+        if ca.exists():
+            print(f"CA certificate: {ca}")
         print(f"client settings (with passwords): set -a; . {secure_env_file()}; set +a")
     return 0
