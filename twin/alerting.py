@@ -96,8 +96,11 @@ def update_alert(
     ep = state.open_alerts.get(rule)
     if firing:
         if ep is None:
-            if at < state.cooldown_until.get(rule, float("-inf")):
-                return None
+            until = state.cooldown_until.get(rule)
+            if until is not None:
+                if at < until:
+                    return None
+                del state.cooldown_until[rule]  # expired: keep the twin small
             number = state.episodes.get(rule, 0) + 1
             state.episodes[rule] = number
             ep = AlertEpisode(rule, number, kind, severity, at, at)

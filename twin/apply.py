@@ -22,7 +22,6 @@ from twin.alerting import acknowledge, due_reminders, update_alert
 from twin.assess import Assessment, assess
 from twin.config import TwinConfig
 from twin.learned import learned_alerts
-from twin.learning.vitals import VITAL_NAMES
 from twin.state import Observation, Profile, SourceGrade, TwinState, Value
 from twin.windows import VitalWindow
 
@@ -109,7 +108,11 @@ def apply_vitals(
         # The learned models see each patient's readings in event-time order
         # only: an out-of-order reading updates the latest values and windows
         # but does not teach baselines, change detectors or forecasters.
-        values = {n: float(v) for n in VITAL_NAMES if (v := getattr(event, n, None)) is not None}
+        # The NEWS2 vitals only: diastolic pressure is windowed by nothing and
+        # scored by nothing, and its models would cost 160 bytes per twin.
+        values = {
+            n: float(v) for n in WINDOWED_VITALS if (v := getattr(event, n, None)) is not None
+        }
         state.signals = state.patient_models().observe_many(values, at)
     # MEWS raises no alert; it is computed on demand (API), not on the hot path.
     assessment = state.assessment = assess(state, cfg, newest_vitals, with_mews=False)

@@ -140,11 +140,15 @@ class TwinState:
 
     def copy(self) -> TwinState:
         """A deep copy, for what-if questions that must not touch the real twin."""
-        if self.models is not None:
-            self.learned = self.models.encode()
-        clone = copy.deepcopy(self)
-        clone.models = None  # re-decoded from ``learned`` on first use
-        return clone
+        models = self.models
+        if models is not None:
+            self.learned = models.encode()
+        # The live river objects do not deep-copy; the clone re-decodes ``learned``.
+        self.models = None
+        try:
+            return copy.deepcopy(self)
+        finally:
+            self.models = models
 
 
 def event_fingerprint(event_id: str) -> bytes:

@@ -703,23 +703,11 @@ def busy_twin() -> TwinState:
     return state
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="encode_twin stores the hot models' bytes but leaves state.learned stale "
-    "(twin/codec.py), so decode(encode(s)) != s once a twin has learned",
-)
 def test_encoding_leaves_no_stale_learned_bytes() -> None:
     state, _ = apply_all([vitals(f"v{i}", T0 + i * 15 * MIN, **NORMAL) for i in range(4)])
     assert decode_twin(encode_twin(state)) == state
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="TwinState.copy() deep-copies the hot models before dropping them, and "
-    "PatientModels holds a mappingproxy: cannot pickle (twin/state.py)",
-)
 def test_a_twin_that_has_learned_can_be_copied() -> None:
     state, _ = apply_all([vitals(f"v{i}", T0 + i * 15 * MIN, **NORMAL) for i in range(4)])
     assert decode_twin(encode_twin(state.copy())) == as_stored(state)
@@ -732,12 +720,6 @@ def test_busy_twin_round_trips() -> None:
     assert decode_twin(encode_twin(state)) == as_stored(state)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="2,910 bytes: learned models ~965, windows 652, episode and cooldown maps ~350 "
-    "(mostly the learned rules'), latest values 363, recent ids 194",
-)
 def test_busy_twin_encodes_within_2_kib() -> None:
     state = busy_twin()
     raw = encode_twin(state)
