@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.transport.consumer import Consumer
 
 from stream.kafka import kafka_client_options
 from stream.settings import Settings, get_settings
@@ -103,6 +104,30 @@ class Runtime:
     async def assigned(self, partitions: set[int]) -> None:
         await self.updater.on_assigned(partitions)
 
+    async def rewind(self) -> None:
+        """After a rebalance, before Faust seeks to the committed offsets: move back
+        those past the store's applied offsets (it lost acknowledged writes; see
+        :meth:`TwinUpdater.rewind_targets`), so Faust seeks to the first lost record."""
+        consumer = cast(Consumer, self.app.consumer)
+        inputs = set(self.settings.input_topics())
+        if not any(tp.topic in inputs for tp in consumer.assignment()):
+            return
+        committed = dict(await consumer.seek_to_committed())
+        targets = await self.updater.rewind_targets(
+            {(tp.topic, tp.partition): o for tp, o in committed.items() if tp.topic in inputs}
+        )
+        if targets:
+            log.error(
+                "the twin store lost acknowledged writes: rewinding %d partition(s) to its"
+                " offsets to apply them again: %s",
+                len(targets),
+                sorted(targets.items()),
+            )
+            # faust-streaming has no public call to commit chosen offsets; _commit is
+            # the one its own commit path uses (it also checks the assignment).
+            back = {tp: targets.get((tp.topic, tp.partition)) for tp in committed}
+            await consumer._commit({tp: o for tp, o in back.items() if o is not None})
+
 
 settings = get_settings()
 app = create_app(settings)
@@ -119,6 +144,13 @@ input_channel = app.topic(
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]
 async def _on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
     runtime.revoked({tp.partition for tp in revoked})
+
+
+@app.on_rebalance_complete.connect  # type: ignore[arg-type]
+async def _on_rebalance_complete(sender: Any, **_: Any) -> None:
+    # Sent by Faust's recovery after a rebalance, before it seeks every assigned
+    # partition to its committed offset and resumes fetching.
+    await runtime.rewind()
 
 
 @app.on_partitions_assigned.connect  # type: ignore[arg-type]

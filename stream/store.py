@@ -46,6 +46,7 @@ __all__ = [
     "RedisTwinStore",
     "StaleEpochError",
     "StoreError",
+    "StoreRolledBackError",
     "TwinStore",
     "open_store",
 ]
@@ -60,6 +61,18 @@ class StaleEpochError(StoreError):
 
     Nothing was written. Drop the partition's in-memory twins; the new owner
     replays from the last committed offset.
+    """
+
+
+class StoreRolledBackError(StoreError):
+    """The store lost writes it had acknowledged: a partition's applied offsets went back.
+
+    Redis restarted from an older append-only file (a power loss under
+    ``appendfsync everysec``) or failed over to a lagging replica. Its twins and
+    offsets went back together, but Kafka's committed offsets did not, so the
+    records in between would never be applied again. Nothing was written. The
+    worker stops; when it starts again (any rebalance), it rewinds Kafka's
+    committed offsets to the store's and applies those records again.
     """
 
 
@@ -89,7 +102,10 @@ class TwinStore(Protocol):
         outbox: Sequence[bytes] = (),
         last_vitals: Mapping[str, float | None] | None = None,
         counters: Mapping[str, int] | None = None,
+        expected_offsets: Mapping[str, int] | None = None,
     ) -> None: ...
+
+    async def applied_offsets(self, partition: int) -> dict[str, int]: ...
 
     async def counters(self) -> dict[str, int]: ...
 
@@ -147,10 +163,16 @@ class MemoryTwinStore:
         outbox: Sequence[bytes] = (),
         last_vitals: Mapping[str, float | None] | None = None,
         counters: Mapping[str, int] | None = None,
+        expected_offsets: Mapping[str, int] | None = None,
     ) -> None:
         part = self._part(partition)
         if part.epoch != epoch:
             raise StaleEpochError(f"partition {partition}: epoch {epoch} != {part.epoch}")
+        for topic, offset in (expected_offsets or {}).items():
+            if part.offsets.get(topic, -1) < offset:
+                raise StoreRolledBackError(f"partition {partition}: offset of {topic} went back")
+            if part.offsets.get(topic, -1) > offset:
+                raise StaleEpochError(f"partition {partition}: offset of {topic} moved on")
         for topic, offset in offsets.items():
             if offset <= part.offsets.get(topic, -1):
                 raise StaleEpochError(f"partition {partition}: offset of {topic} went back")
@@ -164,6 +186,9 @@ class MemoryTwinStore:
                 part.last_vitals[pid] = at
         for name, n in (counters or {}).items():
             part.counters[name] = part.counters.get(name, 0) + n
+
+    async def applied_offsets(self, partition: int) -> dict[str, int]:
+        return dict(self._part(partition).offsets)
 
     async def get_blob(self, name: str, partition: int | None = None) -> bytes | None:
         return self._blobs.get((partition, name))
@@ -201,14 +226,27 @@ class MemoryTwinStore:
 
 
 # KEYS: epoch, offsets, outbox, patients, lastvitals, counters, twin keys...
-# ARGV: epoch, n_offsets, (topic, offset)*, n_outbox, outbox*, n_lastvitals,
-#       (patient_id, score or "-")*, n_counters, (name, increment)*, (patient_id, twin)*
+# ARGV: epoch, n_offsets, (topic, offset)*, n_expected, (topic, offset)*, n_outbox, outbox*,
+#       n_lastvitals, (patient_id, score or "-")*, n_counters, (name, increment)*,
+#       (patient_id, twin)*
 _COMMIT_LUA = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('STALE_EPOCH')
 end
-local i = 2
-local n_off = tonumber(ARGV[i]); i = i + 1
+local n_off = tonumber(ARGV[2])
+local i = 3 + 2 * n_off
+local n_exp = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n_exp do
+  local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '-1')
+  if cur < tonumber(ARGV[i + 1]) then
+    return redis.error_reply('ROLLED_BACK')
+  elseif cur > tonumber(ARGV[i + 1]) then
+    return redis.error_reply('STALE_OFFSET')
+  end
+  i = i + 2
+end
+local rest = i
+i = 3
 for _ = 1, n_off do
   local cur = redis.call('HGET', KEYS[2], ARGV[i])
   if cur and tonumber(cur) >= tonumber(ARGV[i + 1]) then
@@ -220,6 +258,7 @@ i = 3
 for _ = 1, n_off do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2
 end
+i = rest
 local n_out = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n_out do
   redis.call('RPUSH', KEYS[3], ARGV[i]); i = i + 1
@@ -307,11 +346,23 @@ class RedisTwinStore:
         outbox: Sequence[bytes] = (),
         last_vitals: Mapping[str, float | None] | None = None,
         counters: Mapping[str, int] | None = None,
+        expected_offsets: Mapping[str, int] | None = None,
     ) -> None:
+        """Commit one batch atomically.
+
+        ``expected_offsets``: the applied offsets the caller last saw (its claim
+        plus its own commits). A stored offset below one of them means Redis
+        lost acknowledged writes (:class:`StoreRolledBackError`); above, that
+        someone else committed (:class:`StaleEpochError`).
+        """
         names = ("epoch", "offsets", "outbox", "patients", "lastvitals", "counters")
         keys = [self.key(partition, n) for n in names]
         args: list[str | int | float | bytes] = [epoch, len(offsets)]
         for topic, offset in offsets.items():
+            args += [topic, offset]
+        expected_offsets = expected_offsets or {}
+        args.append(len(expected_offsets))
+        for topic, offset in expected_offsets.items():
             args += [topic, offset]
         args.append(len(outbox))
         args.extend(outbox)
@@ -329,6 +380,8 @@ class RedisTwinStore:
         try:
             await self._commit(keys=keys, args=args)
         except ResponseError as exc:
+            if "ROLLED_BACK" in str(exc):
+                raise StoreRolledBackError(f"partition {partition}: {exc}") from exc
             if "STALE_" in str(exc):
                 raise StaleEpochError(f"partition {partition}: {exc}") from exc
             raise StoreError(str(exc)) from exc
@@ -337,6 +390,11 @@ class RedisTwinStore:
         if partition is None:
             return f"{self.prefix}:model:{name}"
         return self.key(partition, f"model:{name}")
+
+    async def applied_offsets(self, partition: int) -> dict[str, int]:
+        """The partition's last applied offset per topic (read only, no claim)."""
+        raw = cast(dict[bytes, bytes], await self.redis.hgetall(self.key(partition, "offsets")))
+        return {k.decode(): int(v) for k, v in raw.items()}
 
     async def get_blob(self, name: str, partition: int | None = None) -> bytes | None:
         return cast(bytes | None, await self.redis.get(self._blob_key(name, partition)))

@@ -18,7 +18,7 @@ import base64
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -32,7 +32,7 @@ from stream import metrics
 from stream.handlers import APPLIERS, Decoded, decoders_for
 from stream.ports import Envelope, OutputSink
 from stream.settings import Settings
-from stream.store import StaleEpochError, TwinStore
+from stream.store import StaleEpochError, StoreRolledBackError, TwinStore
 from twin.apply import check_stale
 from twin.codec import decode_twin, encode_twin
 from twin.learning.anomaly import PopulationAnomalyModel
@@ -110,6 +110,9 @@ class TwinUpdater:
         self.sink = sink
         self.counters = UpdaterCounters()
         self._parts: dict[int, _Partition] = {}
+        self._seen: dict[int, dict[str, int]] = {}
+        """Per partition, the store's applied offsets as last seen: they never go back
+        unless the store lost acknowledged writes."""
         self.config = settings.twin_config()
         self.risk: RiskModel | None = None
         self._last_checkpoint = time.monotonic()
@@ -136,16 +139,47 @@ class TwinUpdater:
             self._parts.pop(p)
         for p in sorted(self.assigned):
             try:
-                await self._claim(p)
+                await self._claim(p, assigning=True)
             except Exception as exc:
                 self._parts.pop(p, None)
                 log.warning("partition %d: claim on assignment failed (%s)", p, type(exc).__name__)
 
-    async def _claim(self, partition: int) -> _Partition:
+    async def rewind_targets(
+        self, committed: Mapping[tuple[str, int], int | None]
+    ) -> dict[tuple[str, int], int]:
+        """Where the consumer must restart so that no record the store lacks is skipped.
+
+        ``committed``: Kafka's committed offset (the next record to read) of each
+        assigned (topic, partition). Every consumed record's offset reaches the
+        store before Faust commits it to Kafka, so a committed offset past the
+        store's applied offset + 1 means the store lost acknowledged writes
+        (:class:`StoreRolledBackError`); the records in between must be read again.
+        Returns those (topic, partition) with the store's applied offset + 1.
+        """
+        targets: dict[tuple[str, int], int] = {}
+        for p in sorted({p for _, p in committed}):
+            applied = await self._retrying(p, partial(self.store.applied_offsets, p))
+            self._seen[p] = dict(applied)
+            for (topic, partition), offset in committed.items():
+                want = applied.get(topic, -1) + 1
+                if partition == p and offset is not None and offset > want:
+                    targets[(topic, p)] = want
+        return targets
+
+    async def _claim(self, partition: int, *, assigning: bool = False) -> _Partition:
         part = self._parts.get(partition)
         if part is not None:
             return part
         claim = await self.store.claim_partition(partition)
+        seen = self._seen.get(partition, {})
+        if any(claim.offsets.get(t, -1) < o for t, o in seen.items()):
+            # The store lost writes since we last read it. On assignment that is
+            # repaired (the app rewinds Kafka to the store's offsets before
+            # consuming); mid-stream our consumer position is past them: stop.
+            if not assigning:
+                raise StoreRolledBackError(f"partition {partition}: applied offsets went back")
+            log.error("partition %d: the store's applied offsets went back", partition)
+        self._seen[partition] = dict(claim.offsets)
         part = _Partition(claim.epoch, dict(claim.offsets))
         part.models = await self._load_models(partition)
         self._parts[partition] = part
@@ -190,8 +224,8 @@ class TwinUpdater:
         while True:
             try:
                 return await step()
-            except asyncio.CancelledError:
-                raise
+            except (asyncio.CancelledError, StoreRolledBackError):
+                raise  # a rolled-back store needs the consumer rewound: not a retry
             except Exception as exc:
                 self.counters.retries += 1
                 log.warning(
@@ -286,6 +320,7 @@ class TwinUpdater:
                     outbox,
                     last_vitals,
                     {_COUNTER_NAMES.get(k, f"dead.{k}"): v for k, v in counts.items()},
+                    expected_offsets=part.offsets,
                 )
             except StaleEpochError:
                 # Another claim superseded ours: drop our view, send nothing.
@@ -300,6 +335,7 @@ class TwinUpdater:
                 log.warning("partition %d: claimed by another worker; batch left to it", partition)
                 return []
             part.offsets.update(offsets)
+            self._seen.setdefault(partition, {}).update(offsets)
         self.counters.consumed += counts.pop("consumed")
         self.counters.alerts_committed += counts.pop("alerts")
         self.counters.applied += counts.pop("applied", 0)
