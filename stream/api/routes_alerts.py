@@ -134,6 +134,7 @@ async def alert_stream(
     response_model=AckAccepted,
     status_code=202,
     responses={
+        400: {"description": "The body is not valid JSON."},
         404: {"description": "No open or recent alert with this id."},
         503: {"description": "The acks topic is unavailable; retry."},
     },

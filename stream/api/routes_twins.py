@@ -136,7 +136,11 @@ async def population(ctx: Ctx) -> PopulationView:
 @router.post(
     "/twins/{patient_id}/what-if",
     response_model=WhatIfView,
-    responses={**_NOT_FOUND, 422: {"description": "Invalid hypothetical values."}},
+    responses={
+        **_NOT_FOUND,
+        400: {"description": "The body is not valid JSON."},
+        422: {"description": "Invalid hypothetical values."},
+    },
 )
 async def post_what_if(ctx: Ctx, patient_id: PatientPath, body: WhatIfRequest) -> WhatIfView:
     """Scores before and after hypothetical vitals/labs, and the alerts they would raise.
