@@ -57,6 +57,9 @@ class Workers:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.killed: set[int] = set()
         self.starts: Counter[str] = Counter()
+        self.supervise = False
+        """Restart a worker that exits by itself (as systemd or Kubernetes would)."""
+        self.exits: list[tuple[str, int]] = []
 
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -81,11 +84,16 @@ class Workers:
         return at
 
     def check(self) -> None:
-        for name, proc in self.procs.items():
+        for name, proc in list(self.procs.items()):
             if proc.poll() is not None and proc.pid not in self.killed:
-                raise AssertionError(
-                    f"worker {name} exited by itself (code {proc.returncode}):\n{self.tail(name)}"
-                )
+                if not self.supervise:
+                    raise AssertionError(
+                        f"worker {name} exited by itself (code {proc.returncode}):\n"
+                        + self.tail(name)
+                    )
+                self.exits.append((name, proc.returncode))
+                self.killed.add(proc.pid)
+                self.start(name)
 
     def tail(self, name: str, chars: int = 4000) -> str:
         with contextlib.suppress(OSError):
@@ -246,18 +254,25 @@ class CounterWatch:
         produced_at_fault: Counter[int],
         deadline_s: float = 120.0,
         settle: float = 0.5,
+        since_end: bool = False,
     ) -> Recovery:
         """Wait until every partition that has new input shows ``consumed`` growing again.
 
         The baseline is the highest value seen until ``settle`` s after the fault,
-        so a commit already on its way to Redis when the fault hit does not count.
+        so a commit already on its way to Redis when the fault hit does not count;
+        with ``since_end`` (the store itself went back), the first value read after
+        the fault ended.
         """
-        await asyncio.sleep(max(0.0, at + settle - time.monotonic()))
-        before = [s for t, s in self.samples if t <= at + settle]
+        if since_end:
+            await self.wait("a sample after the fault", lambda: self.samples[-1][0] > ended, 60)
+            before = [next(s for t, s in self.samples if t > ended)]
+        else:
+            await asyncio.sleep(max(0.0, at + settle - time.monotonic()))
+            before = [s for t, s in self.samples if t <= at + settle]
         base = {p: max((s[p] for s in before), default=0) for p in range(self.settings.partitions)}
 
         def grown() -> bool:
-            if not self.samples or self.samples[-1][0] <= at + settle:
+            if not self.samples or self.samples[-1][0] <= (ended if since_end else at + settle):
                 return False
             now = self.samples[-1][1]
             # A partition that got no input since the fault has nothing to resume.
@@ -326,9 +341,15 @@ class FaultRun:
         await self.watch.wait("the first commit", lambda: self.watch.total() > 0, deadline_s)
 
     async def measure(
-        self, fault: str, at: float, ended: float, producer: Producer, snapshot: Counter[int]
+        self,
+        fault: str,
+        at: float,
+        ended: float,
+        producer: Producer,
+        snapshot: Counter[int],
+        since_end: bool = False,
     ) -> Recovery:
-        rec = await self.watch.recovery(fault, at, ended, producer, snapshot)
+        rec = await self.watch.recovery(fault, at, ended, producer, snapshot, since_end=since_end)
         print(f"  [{self.name}] {fault}: events flowing again {rec.outage_s:.1f}s after the fault")
         self.recoveries.append(rec)
         return rec
@@ -475,6 +496,7 @@ class FaultRun:
             "events_replayed": replayed,
             "producer_resent": producer.resent,
             "worker_starts": sum(self.workers.starts.values()),
+            "worker_self_exits": len(self.workers.exits),
             "recoveries": [rec.__dict__ for rec in self.recoveries],
             "max_outage_s": max((rec.outage_s for rec in self.recoveries), default=None),
             "twin_diffs": len(twin_diffs),
