@@ -141,6 +141,14 @@ input_channel = app.topic(
 )
 
 
+@app.task  # type: ignore[untyped-decorator]
+async def _drop_monitor() -> None:
+    # Faust's Monitor sensor keeps per-event statistics we do not read (twinstream
+    # exports its own Prometheus metrics); removing it saves ~5 % per event
+    # (../shared/PERF-NOTES.md). It is added to app.sensors when the app starts.
+    app.sensors.remove(app.monitor)
+
+
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]
 async def _on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
     runtime.revoked({tp.partition for tp in revoked})
