@@ -92,7 +92,10 @@ class Runtime:
     def updater(self) -> TwinUpdater:
         if self._updater is None:
             self._store = open_store(
-                self.settings.redis_url, self.settings.partitions, self.settings.key_prefix
+                self.settings.redis_url,
+                self.settings.partitions,
+                self.settings.key_prefix,
+                self.settings.redis_password_value(),
             )
             self._updater = TwinUpdater(self.settings, self._store, FaustSink(self.app))
         return self._updater

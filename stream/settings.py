@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0", description="Twin store: redis://... or memory://"
     )
+    redis_password: SecretStr | None = Field(
+        None, description="Redis password (ACL user), kept out of TWIN_REDIS_URL and of logs."
+    )
     key_prefix: str = Field("ts", pattern=r"^[a-z0-9_]{1,16}$")
     pseudonym_key: SecretStr | None = Field(
         None, description="HMAC key: when set, patient ids are pseudonymised at ingest."
@@ -97,6 +100,10 @@ class Settings(BaseSettings):
             self.topic_alert_acks,
             self.topic_outcomes,
         )
+
+    def redis_password_value(self) -> str | None:
+        """The Redis password, for the client only."""
+        return self.redis_password.get_secret_value() if self.redis_password else None
 
     def twin_config(self) -> TwinConfig:
         """The pure core's configuration, from these settings."""

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -295,13 +295,17 @@ return 1
 class RedisTwinStore:
     """Twins in Redis, one atomic Lua commit per micro-batch and partition."""
 
-    def __init__(self, url: str, partitions: int, prefix: str = "ts") -> None:
+    def __init__(
+        self, url: str, partitions: int, prefix: str = "ts", password: str | None = None
+    ) -> None:
         self.partitions = partitions
         self.prefix = prefix
         # Timeouts turn a stalled Redis (SIGSTOP, network partition) into errors
         # that the updater retries, instead of a forever-hung agent.
+        extra: dict[str, Any] = {"password": password} if password is not None else {}
         self.redis = aioredis.Redis.from_url(
             url,
+            **extra,
             decode_responses=False,
             socket_timeout=5.0,
             socket_connect_timeout=3.0,
@@ -437,12 +441,15 @@ class RedisTwinStore:
         await self.redis.aclose()
 
 
-def open_store(url: str, partitions: int, prefix: str = "ts") -> TwinStore:
-    """Open the store named by ``url`` (``memory://`` or ``redis://...``)."""
+def open_store(
+    url: str, partitions: int, prefix: str = "ts", password: str | None = None
+) -> TwinStore:
+    """Open the store named by ``url`` (``memory://`` or ``redis://...``); a
+    ``password`` (from ``TWIN_REDIS_PASSWORD``) overrides one in the URL."""
     if url.startswith("memory://"):
         return MemoryTwinStore(partitions)
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisTwinStore(url, partitions, prefix)
+        return RedisTwinStore(url, partitions, prefix, password)
     raise StoreError(
         f"unsupported store URL scheme in {url.split('://')[0]!r}: use memory:// or redis://"
     )

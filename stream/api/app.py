@@ -93,7 +93,12 @@ def create_api(
         raise ValueError("TWIN_API_TOKEN is not set: refusing to serve patient data without auth")
     use_kafka = producer is None if kafka is None else kafka
     own_store = store is None
-    twin_store = store or open_store(settings.redis_url, settings.partitions, settings.key_prefix)
+    twin_store = store or open_store(
+        settings.redis_url,
+        settings.partitions,
+        settings.key_prefix,
+        settings.redis_password_value(),
+    )
     ctx = ApiContext(
         settings=settings,
         store=twin_store,
@@ -103,7 +108,7 @@ def create_api(
         min_group=settings.population_min_group,
         kafka=KafkaProbe(settings) if use_kafka else None,
         # Readiness and lag read Redis directly, whenever the twins live there.
-        redis=RedisProbe(settings.redis_url, settings.key_prefix)
+        redis=RedisProbe(settings.redis_url, settings.key_prefix, settings.redis_password_value())
         if isinstance(twin_store, RedisTwinStore)
         else None,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import cast
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -72,9 +72,10 @@ class KafkaProbe:
 class RedisProbe:
     """A plain Redis client on the store's URL (no twin store needed)."""
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, password: str | None = None) -> None:
         self.prefix = prefix
-        self.redis = aioredis.Redis.from_url(url, decode_responses=False)
+        extra: dict[str, Any] = {"password": password} if password is not None else {}
+        self.redis = aioredis.Redis.from_url(url, **extra, decode_responses=False)
 
     async def ready(self, timeout_s: float = 3.0) -> bool:
         try:
