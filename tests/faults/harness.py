@@ -304,6 +304,8 @@ class FaultRun:
         self.store = RedisTwinStore(settings.redis_url, settings.partitions, settings.key_prefix)
         self.recoveries: list[Recovery] = []
         self.started = time.monotonic()
+        self.first_commit_s: float | None = None
+        """From the scenario's start (its first worker spawned) to the first commit."""
 
     async def close(self) -> None:
         await asyncio.to_thread(self.workers.stop_all)
@@ -339,6 +341,7 @@ class FaultRun:
 
     async def wait_consuming(self, deadline_s: float = 90.0) -> None:
         await self.watch.wait("the first commit", lambda: self.watch.total() > 0, deadline_s)
+        self.first_commit_s = round(time.monotonic() - self.started, 1)
 
     async def measure(
         self,
@@ -497,6 +500,7 @@ class FaultRun:
             "producer_resent": producer.resent,
             "worker_starts": sum(self.workers.starts.values()),
             "worker_self_exits": len(self.workers.exits),
+            "first_commit_s": self.first_commit_s,
             "recoveries": [rec.__dict__ for rec in self.recoveries],
             "max_outage_s": max((rec.outage_s for rec in self.recoveries), default=None),
             "twin_diffs": len(twin_diffs),
