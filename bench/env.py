@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BENCH_DEFAULTS", "Children", "Phase", "cpu_seconds", "read_rss_mb", "wait_for_file"]
+__all__ = [
+    "BENCH_DEFAULTS",
+    "Children",
+    "Phase",
+    "cpu_seconds",
+    "log_events",
+    "read_rss_mb",
+    "wait_for_file",
+]
 
 BENCH_DEFAULTS = {
     "TWIN_LOCAL_KAFKA_PORT": "59192",
@@ -143,12 +151,27 @@ def wait_for_file(path: Path, timeout: float, proc: Any = None) -> dict[str, Any
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if path.exists():
-            return dict(json.loads(path.read_text()))
-        if proc is not None and proc.poll() is not None:
+            with contextlib.suppress(ValueError):  # caught mid-write: read again
+                return dict(json.loads(path.read_text()))
+        elif proc is not None and proc.poll() is not None:
             time.sleep(0.2)
             return dict(json.loads(path.read_text())) if path.exists() else None
         time.sleep(0.1)
     return None
+
+
+def log_events(log: Path) -> dict[str, int]:
+    """Counts of the worker log lines that tell of trouble (stalls, rebalances)."""
+    marks = {
+        "keepalive_not_responding": "keepalive is not responding",
+        "heartbeat_session_expired": "Heartbeat session expired",
+        "rejoin_group": "re-joining group",
+        "timer_overlapping": "is overlapping",
+        "retrying_batch": "retrying in",
+        "errors": "[ERROR]",
+    }
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return {k: text.count(v) for k, v in marks.items() if v in text}
 
 
 def read_rss_mb(pid: int) -> float:

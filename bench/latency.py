@@ -29,6 +29,12 @@ import orjson
 _LEVELS = (97, 97, 88, 88)
 
 
+def _write(path: Path, doc: object) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc))
+    tmp.rename(path)
+
+
 async def produce(args: argparse.Namespace) -> None:
     from aiokafka import AIOKafkaProducer
 
@@ -75,7 +81,7 @@ async def produce(args: argparse.Namespace) -> None:
     # Alerts expected: every change of level after the first (k = 2, 4, 6, ... per patient).
     expected = sum(max(0, (n - 1) // 2) for n in seq)
     doc = {"sent": sent, "seconds": elapsed, "rate": sent / elapsed, "expected_alerts": expected}
-    args.out.write_text(json.dumps(doc))
+    _write(args.out, doc)
 
 
 async def subscribe(args: argparse.Namespace) -> None:
@@ -91,6 +97,7 @@ async def subscribe(args: argparse.Namespace) -> None:
     await consumer.start()
     seen: set[tuple[str, str]] = set()
     latencies: list[float] = []
+    received_at: list[float] = []
     repeats = 0
     last = time.monotonic()
     ready = args.out.with_suffix(".ready")
@@ -110,13 +117,14 @@ async def subscribe(args: argparse.Namespace) -> None:
                     seen.add(key)
                     at = datetime.fromisoformat(alert["observed_at"]).timestamp()
                     latencies.append((received - at) * 1000.0)
+                    received_at.append(received)
                     last = time.monotonic()
             if latencies and time.monotonic() - last > 5.0:
                 break
     finally:
         await consumer.stop()
-    doc = {"latencies_ms": latencies, "repeats": repeats}
-    args.out.write_text(json.dumps(doc))
+    doc = {"latencies_ms": latencies, "received_at": received_at, "repeats": repeats}
+    _write(args.out, doc)
 
 
 def main() -> None:

@@ -68,7 +68,22 @@ def _observations(event: Any) -> list[dict[str, float]]:
     return []
 
 
+def _mappingproxy(items: dict[Any, Any]) -> Any:
+    import types
+
+    return types.MappingProxyType(items)
+
+
+def _picklable_mappingproxy() -> None:
+    """Twins may hold read-only mappings (``types.MappingProxyType``); pickle them as dicts."""
+    import copyreg
+    import types
+
+    copyreg.pickle(types.MappingProxyType, lambda m: (_mappingproxy, (dict(m),)))
+
+
 def main() -> None:
+    _picklable_mappingproxy()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--expect", type=int, required=True)
     parser.add_argument("--deadline", type=float, default=120.0)

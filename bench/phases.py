@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.env import RESULTS, Children, Phase, bootstrap, wait_for_file
+from bench.env import RESULTS, Children, Phase, bootstrap, log_events, wait_for_file
 from bench.inputs import main_mix, one_vitals_each, send, wearables
 from bench.twinrun import check_twins, run_workers, store_counters
 
@@ -128,6 +128,7 @@ def twinstream(children: Children, phase: Phase, n: int, timeout: float, res: Re
             k: round(v / max(run.consumed, 1), 4) for k, v in sorted(run.commandstats.items())
         },
         "rss_mb": run.rss_mb,
+        "worker_log": run.log_events,
         "check": check,
     }
     res["redis_commands_per_event"] = round(run.commands / max(run.consumed, 1), 4)
@@ -136,15 +137,17 @@ def twinstream(children: Children, phase: Phase, n: int, timeout: float, res: Re
 
 
 def profiled(children: Children, phase: Phase, n: int, timeout: float, res: Results) -> None:
-    raw = RESULTS / "profile.raw"
-    raw.unlink(missing_ok=True)
-    run = run_workers(children, phase, "prof", n, timeout, profile_out=raw)
-    res["profile"] = {
-        "eps_under_profiler": round(run.eps),
-        "us_per_event_by_layer": {k: round(v, 1) for k, v in run.profile.items()},
-        "file": "bench/results/profile.txt",
-    }
-    print(f"  profiled twinstream: {round(run.eps)} ev/s", flush=True)
+    """Two more single-worker runs: CPU-time samples (profile.txt) and py-spy (profile-wall.txt)."""
+    from bench.profile import Profiling
+
+    out: dict[str, Any] = {}
+    for kind, name in (("cpu", "profile"), ("wall", "profile-wall")):
+        prof = Profiling(kind, RESULTS / f"{name}.raw", RESULTS / f"{name}.txt", children.logs)
+        run = run_workers(children, phase, f"pr{kind}", n, timeout, profile=prof)
+        out[kind] = {"eps_under_profiler": round(run.eps), "file": f"bench/results/{name}.txt"}
+        out[kind] |= run.profile
+        print(f"  {kind} profile: {round(run.eps)} ev/s under the profiler", flush=True)
+    res["profile"] = out
 
 
 def two_workers(children: Children, phase: Phase, n: int, timeout: float, res: Results) -> None:
@@ -156,7 +159,11 @@ def two_workers(children: Children, phase: Phase, n: int, timeout: float, res: R
     res["two_worker_speedup_steady"] = (
         round(run.window_eps() / one_steady, 2) if one_steady else None
     )
-    res["two_worker_run"] = {"complete": run.complete, "cpu_seconds": run.cpu_s}
+    res["two_worker_run"] = {
+        "complete": run.complete,
+        "cpu_seconds": run.cpu_s,
+        "worker_logs": run.log_events,
+    }
     print(f"  two workers: {round(run.eps)} ev/s", flush=True)
 
 
@@ -177,11 +184,58 @@ def wearable_rates(children: Children, size: dict[str, Any], timeout: float, res
         print(f"  wearables x{per}: {round(run.eps)} msg/s = {res[key]} obs/s", flush=True)
 
 
+def _pct(values: list[float], q: float) -> float | None:
+    return round(values[min(len(values) - 1, int(q * len(values)))], 1) if values else None
+
+
+def _scrape(port: int) -> dict[str, Any]:
+    """Mean batch size and worker-side event-to-alert (observed_at to broker ack), from the
+    worker's Prometheus endpoint (``TWIN_WORKER_METRICS_PORT``); empty if it has none."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name.startswith("twinstream_worker_") and not line.startswith("#"):
+            values[name] = float(value)
+    out: dict[str, Any] = {}
+    for short, metric in (
+        ("batch_size", "batch_size"),
+        ("event_to_alert_s", "event_to_alert_seconds"),
+    ):
+        n = values.get(f"twinstream_worker_{metric}_count", 0.0)
+        if n:
+            out[f"mean_{short}"] = round(values[f"twinstream_worker_{metric}_sum"] / n, 3)
+            out[f"count_{short}"] = int(n)
+    buckets = {
+        k.split('le="')[1].rstrip('"}'): v
+        for k, v in values.items()
+        if k.startswith("twinstream_worker_event_to_alert_seconds_bucket")
+    }
+    if buckets:
+        out["event_to_alert_buckets_s"] = buckets
+    return out
+
+
+def _run_key(key: str) -> str:
+    """``latency_ms`` -> ``latency_run``, ``latency_ms_at_500`` -> ``latency_run_at_500``."""
+    return key.replace("_ms", "_run")
+
+
 def latency(children: Children, size: dict[str, Any], rate: int, key: str, res: Results) -> None:
     """Event-to-alert latency at ``rate`` events/s offered; fills ``res[key]``."""
-    phase = Phase(
-        f"lat{rate}", {"TWIN_ALERT_HOLD_MINUTES": "0", "TWIN_ALERT_COOLDOWN_MINUTES": "0"}
-    )
+    metrics_port = 59310 + rate % 100
+    no_hold = {
+        "TWIN_ALERT_HOLD_MINUTES": "0",
+        "TWIN_ALERT_COOLDOWN_MINUTES": "0",
+        "TWIN_WORKER_METRICS_PORT": str(metrics_port),
+    }
+    phase = Phase(f"lat{rate}", no_hold)
     create_topics(phase)
     import redis
 
@@ -202,7 +256,7 @@ def latency(children: Children, size: dict[str, Any], rate: int, key: str, res: 
         f.unlink(missing_ok=True)
     common = ["--bootstrap", bootstrap(), "--topic"]
     sub = children.module(
-        "lat-sub",
+        f"{key}-sub",
         "bench.latency",
         "subscribe",
         *common,
@@ -218,13 +272,13 @@ def latency(children: Children, size: dict[str, Any], rate: int, key: str, res: 
     while not sub_out.with_suffix(".ready").exists() and time.monotonic() < ready_deadline:
         time.sleep(0.1)
     prod = children.module(
-        "lat-prod",
+        f"{key}-prod",
         "bench.latency",
         "produce",
         *common,
         phase.topic("vitals"),
         "--rate",
-        str(size["lat_rate"]),
+        str(rate),
         "--duration",
         str(duration),
         "--out",
@@ -239,18 +293,23 @@ def latency(children: Children, size: dict[str, Any], rate: int, key: str, res: 
         if f == b"consumed"
     )
     r.close()
+    worker_metrics = _scrape(metrics_port)
     children.stop(worker)
-    lat = sorted(got["latencies_ms"]) if got else []
-
-    def pct(q: float) -> float | None:
-        return round(lat[min(len(lat) - 1, int(q * len(lat)))], 1) if lat else None
-
-    res[key] = {"p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99), "max": pct(1.0)}
-    res[key.replace("_ms", "_run")] = {
+    raw = got["latencies_ms"] if got else []
+    lat = sorted(raw)
+    res[key] = {q: _pct(lat, v) for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))}
+    res[key]["max"] = _pct(lat, 1.0)
+    third = len(raw) // 3
+    res[_run_key(key)] = {
         "offered": produced,
         "alerts_received": len(lat),
         "consumed_by_worker": consumed,
         "repeats_dropped": got["repeats"] if got else None,
+        # A backlog that grows during the run shows as a later third slower than the first.
+        "p50_first_third": _pct(sorted(raw[:third]), 0.5),
+        "p50_last_third": _pct(sorted(raw[-third:]), 0.5) if third else None,
+        "worker_log": log_events(Path(log)),
+        "worker_metrics": worker_metrics,
     }
     (RESULTS / "runs" / f"{key}.json").write_text(json.dumps(lat))
     print(f"  latency at {rate}/s offered: {res[key]}", flush=True)
@@ -277,8 +336,9 @@ def memory(children: Children, size: dict[str, Any], timeout: float, res: Result
     res["worker_rss_mb_100k_twins"] = round(max(run.rss_mb, default=0.0), 1)
     res["memory_run"] = {
         "twins": n,
-        "applied": counters.get("applied"),
+        "counters": counters,
         "complete": run.complete,
+        "worker_log": run.log_events,
         "rss_mb_after_first_batch": round(run.rss_start_mb, 1),
         "redis_used_memory_bytes_per_twin": round((used1 - used0) / max(n, 1)),
         "eps": round(run.eps),

@@ -53,8 +53,9 @@ def plot(res: dict[str, Any], path: Path = RESULTS / "latest.png") -> None:
         q = res[key]
         label = f"{offered:,.0f}/s offered: p50 {q['p50']:.0f}, p99 {q['p99']:.0f} ms"
         ax2.plot(lat, ys, label=label)
-    ax2.set_xscale("log")
-    ax2.legend(fontsize=8, loc="lower right")
+    if ax2.lines:
+        ax2.set_xscale("log")
+        ax2.legend(fontsize=8, loc="lower right")
     ax2.set_title("Event-to-alert latency CDF (vitals in, alert received)")
     ax2.set_xlabel("ms (log)")
     ax2.set_ylabel("fraction of alerts")

@@ -23,28 +23,32 @@ from bench.env import RESULTS, RUN_ID, Children, Phase, apply_defaults
 
 SIZES: dict[str, dict[str, Any]] = {
     "quick": {
-        "stays": 300,
+        "stays": 100,
         "patients": 10_000,
-        "hours": 0.5,
-        "naive_cap": 15_000,
+        "hours": 0.25,
+        "profile_cap": 20_000,
+        "naive_cap": 10_000,
         "naive_deadline": 45,
         "consumer_deadline": 90,
-        "tw_timeout": 240,
+        "tw_timeout": 300,
         "lat_rate": 2000,
-        "lat_duration": 20,
+        "lat_low_rate": 500,
+        "lat_duration": 15,
         "mem_twins": 100_000,
-        "wear_batched": 3_000,
-        "wear_single": 20_000,
+        "wear_batched": 2_000,
+        "wear_single": 10_000,
     },
     "full": {
         "stays": None,
         "patients": 10_000,
         "hours": 2.0,
+        "profile_cap": 200_000,
         "naive_cap": 100_000,
         "naive_deadline": 240,
         "consumer_deadline": 300,
-        "tw_timeout": 900,
+        "tw_timeout": 1200,
         "lat_rate": 2000,
+        "lat_low_rate": 500,
         "lat_duration": 60,
         "mem_twins": 100_000,
         "wear_batched": 10_000,
@@ -107,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": size,
         "notes": [],
         "errors": {},
+        "code": _code_version(),
     }
     children = Children(logs)
     started_services = services.pid_of("kafka") is None or services.pid_of("redis") is None
@@ -117,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         if wanted and name not in wanted:
             return
         print(f"[{time.monotonic() - t0:6.0f}s] {name}", flush=True)
+        # Other processes on this shared machine: the 1-minute load average before each phase.
+        res.setdefault("loadavg_before", {})[name] = round(os.getloadavg()[0], 2)
         try:
             fn(*a)
         except KeyboardInterrupt:

@@ -12,18 +12,16 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import redis
 
-from bench.env import Children, Phase, cpu_seconds, read_rss_mb, redis_url
-from bench.profile import py_spy, start_py_spy, stop_py_spy, summarise
+from bench.env import Children, Phase, cpu_seconds, log_events, read_rss_mb, redis_url
+from bench.profile import Profiling
 
 __all__ = ["TwinRun", "run_workers"]
 
 PARTITIONS = 8
-PROFILE_RATE = 200
 
 
 @dataclass
@@ -38,7 +36,8 @@ class TwinRun:
     cpu_s: dict[str, float] = field(default_factory=dict)
     rss_mb: list[float] = field(default_factory=list)
     rss_start_mb: float = 0.0
-    profile: dict[str, float] = field(default_factory=dict)
+    log_events: list[dict[str, int]] = field(default_factory=list)
+    profile: dict[str, Any] = field(default_factory=dict)
     complete: bool = False
 
     def window_eps(self, lo: float = 0.25, hi: float = 0.9) -> float:
@@ -92,9 +91,12 @@ def run_workers(
     timeout: float,
     *,
     workers: int = 1,
-    profile_out: Path | None = None,
+    profile: Profiling | None = None,
 ) -> TwinRun:
-    """Start ``workers`` workers on ``phase``'s topics; return once ``expect`` are consumed."""
+    """Start ``workers`` workers on ``phase``'s topics; return once ``expect`` are consumed.
+
+    With ``profile``, worker 0 is profiled from its first consumed record to the last.
+    """
     from stream.cli import spawn_worker
 
     env = phase.env(consumer)
@@ -104,16 +106,17 @@ def run_workers(
     before = r.info("commandstats")
     total_before = int(r.info("stats")["total_commands_processed"])
     logs = children.logs
-    procs = [
-        children.track(spawn_worker(env, log_path=str(logs / f"{phase.name}-{consumer}-{i}.log")))
-        for i in range(workers)
-    ]
+    procs = []
+    for i in range(workers):
+        log = logs / f"{phase.name}-{consumer}-{i}.log"
+        if profile is not None and i == 0 and profile.argv:
+            procs.append(children.spawn(log.stem, profile.argv, env))
+        else:
+            procs.append(children.track(spawn_worker(env, log_path=str(log))))
     pids = {f"worker{i}": p.pid for i, p in enumerate(procs)} | _service_pids()
     polls = 0
-    spy = None
     first: tuple[float, int] | None = None
     cpu0: dict[str, float] = {}
-    spy_c0 = 0
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -125,9 +128,8 @@ def run_workers(
                 first = (now, c)
                 cpu0 = {k: cpu_seconds(v) for k, v in pids.items()}
                 run.rss_start_mb = read_rss_mb(procs[0].pid)
-                if profile_out is not None and py_spy():
-                    spy = start_py_spy(procs[0].pid, profile_out, logs / "py-spy.log")
-                    spy_c0 = c
+                if profile is not None:
+                    profile.start(procs[0].pid, c)
             if c >= expect:
                 run.complete = True
                 break
@@ -138,16 +140,8 @@ def run_workers(
         run.consumed = run.series[-1][1] if run.series else 0
         run.cpu_s = {k: cpu_seconds(v) - cpu0.get(k, 0.0) for k, v in pids.items()}
         run.rss_mb = [read_rss_mb(p.pid) for p in procs]
-        if spy is not None:
-            stop_py_spy(spy)
-            if profile_out is not None and profile_out.exists():
-                text, run.profile = summarise(
-                    profile_out,
-                    run.consumed - spy_c0,
-                    PROFILE_RATE,
-                    f"py-spy profile of one twinstream worker ({run.consumed - spy_c0} events)",
-                )
-                profile_out.with_suffix(".txt").write_text(text)
+        if profile is not None and first is not None:
+            run.profile = profile.stop(run.consumed)
         if first is not None:
             run.seconds = end - first[0]
             run.eps = (run.consumed - first[1]) / run.seconds if run.seconds > 0 else 0.0
@@ -167,6 +161,9 @@ def run_workers(
         for proc in procs:
             children.stop(proc, grace=5.0)
         r.close()
+        run.log_events = [
+            log_events(logs / f"{phase.name}-{consumer}-{i}.log") for i in range(workers)
+        ]
 
 
 def check_twins(prefix: str, sample: int = 300) -> dict[str, Any]:
