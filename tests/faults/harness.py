@@ -203,7 +203,10 @@ class CounterWatch:
         self.check = check
         # Short timeouts and no retries: a stopped Redis must not stall the watch.
         self.redis = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+            settings.redis_url,
+            socket_timeout=0.5,
+            socket_connect_timeout=0.5,
+            **({"password": pw} if (pw := settings.redis_password_value()) else {}),
         )
         self.samples: list[tuple[float, dict[int, int]]] = []
         self.task: asyncio.Task[None] | None = None
@@ -301,7 +304,12 @@ class FaultRun:
         self.settings = settings
         self.workers = Workers(env, log_dir)
         self.watch = CounterWatch(settings, self.workers.check)
-        self.store = RedisTwinStore(settings.redis_url, settings.partitions, settings.key_prefix)
+        self.store = RedisTwinStore(
+            settings.redis_url,
+            settings.partitions,
+            settings.key_prefix,
+            password=settings.redis_password_value(),
+        )
         self.recoveries: list[Recovery] = []
         self.started = time.monotonic()
         self.first_commit_s: float | None = None
