@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import logging
 import time
 from collections import Counter, defaultdict
@@ -114,6 +115,7 @@ class TwinUpdater:
         """Per partition, the store's applied offsets as last seen: they never go back
         unless the store lost acknowledged writes."""
         self.config = settings.twin_config()
+        self._hot_per_partition = max(1, settings.hot_twins // settings.partitions)
         self.risk: RiskModel | None = None
         self._last_checkpoint = time.monotonic()
         self.assigned: set[int] | None = None
@@ -336,6 +338,7 @@ class TwinUpdater:
                 return []
             part.offsets.update(offsets)
             self._seen.setdefault(partition, {}).update(offsets)
+            self._evict(part, changed)
         self.counters.consumed += counts.pop("consumed")
         self.counters.alerts_committed += counts.pop("alerts")
         self.counters.applied += counts.pop("applied", 0)
@@ -343,6 +346,18 @@ class TwinUpdater:
         self.counters.replay_skipped += counts.pop("replay_skipped", 0)
         self.counters.dead_lettered.update(counts)
         return outbox
+
+    def _evict(self, part: _Partition, changed: dict[str, TwinState]) -> None:
+        """Keep at most ``hot_twins_per_partition`` twins in memory, least recently
+        changed out first: they are all committed, and reloaded from the store on
+        their next event. Twins changed in this batch become the most recent."""
+        twins = part.twins
+        for pid in changed:
+            twins[pid] = twins.pop(pid)
+        excess = len(twins) - self._hot_per_partition
+        if excess > 0:
+            for pid in list(itertools.islice(twins, excess)):
+                del twins[pid]
 
     async def _stale_scan(
         self,

@@ -236,3 +236,15 @@ async def test_learned_state_risk_and_outcomes(
     assert up.risk is not None and up.risk.n_learned >= 1
     await up.checkpoint_models(force=True)
     assert await store.get_blob("risk") and await store.get_blob("anomaly", 0)
+
+
+async def test_hot_twins_are_bounded(parts: tuple[Settings, MemoryTwinStore, ListSink]) -> None:
+    _, store, sink = parts
+    settings = Settings(hot_twins=8 * 3)  # three per partition
+    up = TwinUpdater(settings, store, sink)
+    await up.process([env(i, vitals(f"h{i}", i, heart_rate=70)) for i in range(10)])
+    assert len(up._parts[0].twins) == 3
+    # An evicted twin is reloaded from the store on its next event, state intact.
+    await up.process([env(10, vitals("h0", 11, heart_rate=90))])
+    twin = decode_twin(await store.get_twin("h0") or b"")
+    assert twin.events_applied == 2 and twin.latest["heart_rate"].value == 90
