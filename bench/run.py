@@ -124,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.monotonic() - t0:6.0f}s] {name}", flush=True)
         # Other processes on this shared machine: the 1-minute load average before each phase.
         res.setdefault("loadavg_before", {})[name] = round(os.getloadavg()[0], 2)
+        # Others commit while the bench runs; each phase's processes import the tree as it is.
+        code = _code_version()
+        if code != res["code"]:
+            res.setdefault("code_per_phase", {})[name] = code
         try:
             fn(*a)
         except KeyboardInterrupt:
