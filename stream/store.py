@@ -33,7 +33,7 @@ twice, the last few seconds of examples; twins and offsets never do.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -103,6 +103,7 @@ class TwinStore(Protocol):
         last_vitals: Mapping[str, float | None] | None = None,
         counters: Mapping[str, int] | None = None,
         expected_offsets: Mapping[str, int] | None = None,
+        new_ids: Collection[str] | None = None,
     ) -> None: ...
 
     async def applied_offsets(self, partition: int) -> dict[str, int]: ...
@@ -164,6 +165,7 @@ class MemoryTwinStore:
         last_vitals: Mapping[str, float | None] | None = None,
         counters: Mapping[str, int] | None = None,
         expected_offsets: Mapping[str, int] | None = None,
+        new_ids: Collection[str] | None = None,
     ) -> None:
         part = self._part(partition)
         if part.epoch != epoch:
@@ -277,9 +279,11 @@ for _ = 1, n_c do
   redis.call('HINCRBY', KEYS[6], ARGV[i], ARGV[i + 1]); i = i + 2
 end
 for k = 7, #KEYS do
-  redis.call('SADD', KEYS[4], ARGV[i])
-  redis.call('SET', KEYS[k], ARGV[i + 1])
-  i = i + 2
+  if ARGV[i + 1] == '1' then
+    redis.call('SADD', KEYS[4], ARGV[i])
+  end
+  redis.call('SET', KEYS[k], ARGV[i + 2])
+  i = i + 3
 end
 return #KEYS - 6
 """
@@ -351,6 +355,7 @@ class RedisTwinStore:
         last_vitals: Mapping[str, float | None] | None = None,
         counters: Mapping[str, int] | None = None,
         expected_offsets: Mapping[str, int] | None = None,
+        new_ids: Collection[str] | None = None,
     ) -> None:
         """Commit one batch atomically.
 
@@ -380,7 +385,8 @@ class RedisTwinStore:
             args += [name, n]
         for pid, raw in twins.items():
             keys.append(self.twin_key(partition, pid))
-            args += [pid, raw]
+            # Only a new twin joins the partition's patient set (saves a command per twin).
+            args += [pid, "1" if new_ids is None or pid in new_ids else "0", raw]
         try:
             await self._commit(keys=keys, args=args)
         except ResponseError as exc:

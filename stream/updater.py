@@ -211,15 +211,21 @@ class TwinUpdater:
         metrics.observe_batch(len(records))
         for topic, n in per_topic.items():
             metrics.observe_records_in(topic, n)
-        for partition, recs in by_partition.items():
-            outbox = await self._retrying(partition, partial(self._apply, partition, recs))
-            if outbox:
-                await self._retrying(partition, partial(self._flush, partition, outbox))
+        # Partitions are independent (own twins, offsets, epoch, outbox): their
+        # commits and sends overlap instead of queueing one round trip after another.
+        await asyncio.gather(
+            *(self._process_partition(p, recs) for p, recs in by_partition.items())
+        )
         self.counters.batches += 1
         try:
             await self.checkpoint_models()
         except Exception as exc:  # a missed checkpoint is retried next batch
             log.warning("model checkpoint failed (%s)", type(exc).__name__)
+
+    async def _process_partition(self, partition: int, records: list[Envelope]) -> None:
+        outbox = await self._retrying(partition, partial(self._apply, partition, records))
+        if outbox:
+            await self._retrying(partition, partial(self._flush, partition, outbox))
 
     async def _retrying(self, partition: int, step: Callable[[], Awaitable[T]]) -> T:
         delay = 0.1
@@ -253,6 +259,7 @@ class TwinUpdater:
         outbox: list[bytes] = []
         offsets: dict[str, int] = {}
         changed: dict[str, TwinState] = {}
+        created: set[str] = set()
         last_vitals: dict[str, float | None] = {}
         decoded: list[tuple[Envelope, Decoded | Rejection]] = []
         for rec in records:
@@ -279,6 +286,7 @@ class TwinUpdater:
                     twin = part.twins.get(pid)
                     if twin is None:
                         twin = part.twins[pid] = TwinState(pid)
+                        created.add(pid)
                     vitals_before = twin.last_vitals_at
                     alerts = APPLIERS[type(event)](twin, event, cfg, now)
                     if alerts is None:
@@ -323,6 +331,7 @@ class TwinUpdater:
                     last_vitals,
                     {_COUNTER_NAMES.get(k, f"dead.{k}"): v for k, v in counts.items()},
                     expected_offsets=part.offsets,
+                    new_ids=created,
                 )
             except StaleEpochError:
                 # Another claim superseded ours: drop our view, send nothing.
