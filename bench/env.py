@@ -99,6 +99,27 @@ class Phase:
         return [self.topic(k) for k in ("vitals", "labs", "wearables", "profiles")]
 
 
+QUIX_VENV = Path(__file__).resolve().parent / ".venv-quix"
+
+
+def quix_python() -> str:
+    """A Python with Quix Streams, in a virtualenv of its own.
+
+    quixstreams pins ``pydantic<2.14``; installed beside twinstream it would
+    downgrade pydantic under twinstream (and change its exported JSON
+    Schemas). So the competing framework gets ``bench/.venv-quix``, made on
+    first use from PyPI.
+    """
+    python = QUIX_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "quixstreams>=3.20", "orjson"],
+            check=True,
+        )
+    return str(python)
+
+
 class Children:
     """Child processes of the bench, each in its own session, stopped by pid."""
 
@@ -118,8 +139,15 @@ class Children:
         self.procs.append(proc)
         return proc
 
-    def module(self, name: str, module: str, *args: str, env: dict[str, str] | None = None) -> Any:
-        return self.spawn(name, [sys.executable, "-m", module, *args], env)
+    def module(
+        self,
+        name: str,
+        module: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        python: str | None = None,
+    ) -> Any:
+        return self.spawn(name, [python or sys.executable, "-m", module, *args], env)
 
     def track(self, proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
         """Adopt a process started elsewhere (e.g. stream.cli.spawn_worker)."""

@@ -5,12 +5,21 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.env import RESULTS, Children, Phase, bootstrap, log_events, wait_for_file
+from bench.env import (
+    RESULTS,
+    Children,
+    Phase,
+    bootstrap,
+    log_events,
+    quix_python,
+    wait_for_file,
+)
 from bench.inputs import main_mix, one_vitals_each, send, wearables
 from bench.twinrun import check_twins, run_workers, store_counters
 
@@ -60,10 +69,18 @@ def consumer(
     args = ["--bootstrap", bootstrap(), "--topics", ",".join(phase.input_topics())]
     args += ["--group", phase.group(name), "--expect", str(expect)]
     args += ["--deadline", str(deadline), "--out", str(out), *extra]
-    proc = children.module(name, module, *args)
+    # quix_bare runs in its own virtualenv (see bench.env.quix_python); it
+    # imports only quixstreams, orjson and its own bench.probe by path.
+    python = quix_python() if module == "bench.quix_bare" else None
+    proc = children.module(name, module, *args, python=python, env=_repo_on_path())
     result = wait_for_file(out, deadline + 90, proc)
     children.stop(proc, grace=3.0)
     return result
+
+
+def _repo_on_path() -> dict[str, str]:
+    root = str(Path(__file__).resolve().parent.parent)
+    return {"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
 def bare_consumers(children: Children, phase: Phase, n: int, deadline: float, res: Results) -> None:
