@@ -88,9 +88,12 @@ def apply_vitals(
 ) -> list[Alert] | None:
     """Apply bedside vitals; score NEWS2 and qSOFA; return the alerts that follow."""
     at = event.observed_at.timestamp()
-    late = _begin(state, cfg, event.event_id, at)
-    if late is None:
+    if _begin(state, cfg, event.event_id, at) is None:
         return None
+    # Vitals are late by the twin's own vitals clock, not its newest event of any
+    # kind: a lab or outcome consumed ahead of the vitals (topics are fetched
+    # independently, and a backlog reorders them) must not silence the vitals.
+    late = state.last_vitals_at is not None and at < state.last_vitals_at - cfg.lateness_s
     for name in VITAL_FIELDS:
         value = getattr(event, name)
         if value is None:

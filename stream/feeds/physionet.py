@@ -70,8 +70,9 @@ Data quirks and how they are handled (all counted in :class:`ReplayStats`):
   spot-charted record are recording artefacts.
 - A parameter twice in one minute (e.g. two Temp values): the last row wins.
 - A descriptor given twice with different values (some stays list several
-  Ages): unknown rather than a guess. An Age above the contract's 130 follows
-  the implausible-value rule (``--clean``: unknown).
+  Ages): unknown rather than a guess. An Age of 200 or more is the source's
+  top-coding of the oldest patients (over 89) and becomes 90; any other Age
+  above the contract's 130 follows the implausible-value rule.
 - This copy of the data has no ICUType rows; ward is then absent.
 """
 
@@ -176,6 +177,7 @@ class ReplayStats:
     bad_rows: int = 0
     invasive_replaced: int = 0
     no_outcome: int = 0
+    ages_top_coded: int = 0
 
     def summary(self) -> str:
         """One line of counts."""
@@ -307,6 +309,12 @@ def _profile(
 ) -> dict[str, Any]:
     doc: dict[str, Any] = {"patient_id": f"physionet-{record_id}"}
     age = _single(descriptors.get("Age", []), "age", stats)
+    if age is not None and age >= 200:
+        # De-identification top-codes the ages of the oldest patients (HIPAA
+        # safe harbour: over 89) as values of 200 and more: read them as 90,
+        # "90 or older", rather than dead-letter the whole profile.
+        stats.ages_top_coded += 1
+        age = 90.0
     if age is not None and _keep("age", age, 0 <= age <= 130, options, stats):
         doc["age"] = int(age)
     sex = _single(descriptors.get("Gender", []), "gender", stats)
