@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     # --- processing ----------------------------------------------------------
     batch_max: int = Field(500, ge=1, description="Events per micro-batch at most.")
     hot_twins: int = Field(
-        20_000, ge=1, description="Twins a worker keeps decoded in memory (LRU), all partitions."
+        10_000, ge=1, description="Twins a worker keeps decoded in memory (LRU), all partitions."
     )
     batch_within_ms: int = Field(10, ge=1, description="Longest wait to fill a batch.")
     lateness_minutes: float = Field(
