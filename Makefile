@@ -16,7 +16,9 @@ lint: bootstrap
 unit: bootstrap
 	.venv/bin/python -m pytest -m "unit or agents" -q
 
-test: lint
+test:
+	@TWIN_BOOTSTRAP_BROWSER=1 scripts/bootstrap.sh
+	$(MAKE) lint
 	.venv/bin/python -m pytest -q
 
 services-up: bootstrap

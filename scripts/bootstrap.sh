@@ -20,8 +20,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 # Debian's Chromium drives the dashboard's browser test (Playwright cannot
-# download its own browser here); skipped where apt is not available.
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+# download its own browser here): installed for the tests only
+# (TWIN_BOOTSTRAP_BROWSER=1, set by `make test`); skipped where apt is absent.
+if [ "${TWIN_BOOTSTRAP_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null 2>&1 \
+    && command -v apt-get >/dev/null 2>&1; then
   echo "bootstrap: installing chromium (browser test of the dashboard)"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq >/dev/null 2>&1 || true
