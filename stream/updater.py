@@ -213,9 +213,15 @@ class TwinUpdater:
             metrics.observe_records_in(topic, n)
         # Partitions are independent (own twins, offsets, epoch, outbox): their
         # commits and sends overlap instead of queueing one round trip after another.
-        await asyncio.gather(
-            *(self._process_partition(p, recs) for p, recs in by_partition.items())
+        results = await asyncio.gather(
+            *(self._process_partition(p, recs) for p, recs in by_partition.items()),
+            return_exceptions=True,
         )
+        # Raise only once every partition has finished, as the sequential loop did:
+        # a partition must not be left mid-step when the agent stops the worker.
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         self.counters.batches += 1
         try:
             await self.checkpoint_models()
