@@ -31,7 +31,6 @@ from stream.feeds.physiology import SCENARIOS, TRAJECTORIES, hour_of_day
 from stream.feeds.physionet import ReplayOptions, ReplayStats, replay_messages, stay_messages
 from stream.feeds.producer import FeedMessage, FeedRun, Pacer
 from stream.feeds.simulator import SimConfig, cohort, generate, ground_truth, inject_faults
-from stream.simulate import vitals_stream
 
 pytestmark = [
     pytest.mark.unit,
@@ -290,16 +289,6 @@ def test_scenario_argument_is_checked() -> None:
     for bad in ("flu:0.1", "sepsis:2", "sepsis:0.6,respiratory:0.6"):
         with pytest.raises(ValueError):
             simulator.parse_scenarios(bad)
-
-
-def test_compat_vitals_stream_yields_vitals_only() -> None:
-    stream = vitals_stream(5, seed=7, malformed_every=4)
-    items = [next(stream) for _ in range(40)]
-    results = [decode(VitalsEvent, value) for _, value in items]
-    assert sum(isinstance(r, Rejection) for r in results) == 10
-    for (key, _), result in zip(items, results, strict=True):
-        if not isinstance(result, Rejection):
-            assert result.patient_id == key.decode()
 
 
 def test_pacer_combines_speed_and_rate() -> None:
