@@ -2,9 +2,12 @@
 
 ``--tuned`` runs it on uvloop with Faust's Monitor sensor removed from
 ``app.sensors`` (the supported gains in /work/shared/PERF-NOTES.md); without it
-Faust runs with default settings on the default asyncio loop.
+Faust runs with default settings on the default asyncio loop. ``--eager`` also
+consumes through twinstream's :mod:`stream.faust_consumer` transport (how the
+twinstream worker consumes): the ceiling raised by avoiding Faust's per-message tasks.
 
-``python -m bench.faust_bare --bootstrap H:P --topics a,b --group G --expect N --out F [--tuned]``
+``python -m bench.faust_bare --bootstrap H:P --topics a,b --group G --expect N --out F``
+``[--tuned [--eager]]``
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_probe_arguments(parser)
     parser.add_argument("--tuned", action="store_true", help="uvloop and no Monitor")
+    parser.add_argument("--eager", action="store_true", help="with --tuned: eager delivery")
     args = parser.parse_args()
     if args.tuned:
         from mode.loop import use as use_loop
@@ -37,6 +41,10 @@ def main() -> None:
         web_enabled=False,  # no HTTP port: several bench processes may run at once
         consumer_auto_offset_reset="earliest",
     )
+    if args.eager:
+        from stream.faust_consumer import TwinConsumer, install
+
+        install(app)
     channel = app.topic(
         *args.topics.split(","), key_type=bytes, value_type=bytes, value_serializer="raw"
     )
@@ -45,6 +53,8 @@ def main() -> None:
     async def decode(stream: Any) -> None:
         async for value in stream:
             orjson.loads(value)
+            if args.eager:  # how many deliveries took the eager path
+                probe.extra["eager_hits"] = TwinConsumer.eager_hits
             probe.hit()
 
     @app.timer(1.0)

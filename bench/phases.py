@@ -91,6 +91,7 @@ def bare_consumers(children: Children, phase: Phase, n: int, deadline: float, re
         ("quix_bare", "bench.quix_bare", ()),
         ("faust_bare", "bench.faust_bare", ()),
         ("faust_bare_tuned", "bench.faust_bare", ("--tuned",)),
+        ("faust_bare_eager", "bench.faust_bare", ("--tuned", "--eager")),
     ):
         result = consumer(children, phase, name, module, n, deadline, *extra)
         runs[name] = result

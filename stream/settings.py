@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         10_000, ge=1, description="Twins a worker keeps decoded in memory (LRU), all partitions."
     )
     batch_within_ms: int = Field(10, ge=1, description="Longest wait to fill a batch.")
+    faust_eager_delivery: bool = Field(
+        True, description="Hand messages to the agent without Faust's per-message tasks."
+    )
+    fetch_max_wait_ms: int = Field(
+        10, ge=0, le=1500, description="Longest the broker may hold a fetch for more data."
+    )
     lateness_minutes: float = Field(
         60.0, ge=0, description="Events older than this (event time) raise no current alert."
     )

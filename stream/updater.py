@@ -9,6 +9,12 @@ committed to the store in one atomic step. Only after that are the outputs
 sent, and only after the broker has them is the outbox cleared. A crash at any
 point therefore loses nothing: uncommitted records are replayed, committed
 but unsent outputs are resent from the outbox (at-least-once, with stable ids).
+
+Sending runs in the background while the next batch is applied (waiting for
+the broker's ack between batches would leave the worker idle and grow the
+batches, and with them the latency); a partition has at most one batch's
+outputs in flight, so a slow broker still slows consumption. Outputs of a
+partition are sent and acknowledged in commit order.
 """
 
 from __future__ import annotations
@@ -121,6 +127,8 @@ class TwinUpdater:
         self.assigned: set[int] | None = None
         """Partitions Kafka assigned us (None: not tracked, as in tests without Faust)."""
         self._decoders = decoders_for(settings)
+        self._sending: dict[int, asyncio.Task[None]] = {}
+        """Per partition, the send of its newest committed outbox."""
 
     # -- partition lifecycle -------------------------------------------------
     def on_revoked(self, partitions: Iterable[int]) -> None:
@@ -229,9 +237,30 @@ class TwinUpdater:
             log.warning("model checkpoint failed (%s)", type(exc).__name__)
 
     async def _process_partition(self, partition: int, records: list[Envelope]) -> None:
-        outbox = await self._retrying(partition, partial(self._apply, partition, records))
+        epoch, outbox = await self._retrying(partition, partial(self._apply, partition, records))
+        previous = self._sending.get(partition)
+        if previous is not None and not previous.done():
+            # At most one batch's outputs in flight per partition: a slow or absent
+            # broker slows consumption instead of piling outputs up in memory. In
+            # order, too: an outbox ack trims the head of the stored outbox.
+            await asyncio.wait([previous])
         if outbox:
-            await self._retrying(partition, partial(self._flush, partition, outbox))
+            self._sending[partition] = asyncio.ensure_future(
+                self._retrying(partition, partial(self._flush, partition, epoch, outbox))
+            )
+
+    async def drain(
+        self, partitions: Iterable[int] | None = None, wait_s: float | None = None
+    ) -> bool:
+        """Wait until the outputs of every committed batch (of ``partitions``) are sent;
+        False if ``wait_s`` seconds passed first. Unsent outputs are never lost: they
+        stay in the store's outbox, and whoever claims the partition next sends them."""
+        wanted = None if partitions is None else set(partitions)
+        tasks = [t for p, t in self._sending.items() if wanted is None or p in wanted]
+        if not tasks:
+            return True
+        _, pending = await asyncio.wait(tasks, timeout=wait_s)
+        return not pending
 
     async def _retrying(self, partition: int, step: Callable[[], Awaitable[T]]) -> T:
         delay = 0.1
@@ -248,8 +277,9 @@ class TwinUpdater:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _apply(self, partition: int, records: list[Envelope]) -> list[bytes]:
-        """Apply and commit one partition's records; return the outbox to send."""
+    async def _apply(self, partition: int, records: list[Envelope]) -> tuple[int, list[bytes]]:
+        """Apply and commit one partition's records; return the epoch they were
+        committed under and the outbox to send."""
         try:
             return await self._apply_and_commit(partition, records)
         except Exception:
@@ -257,7 +287,9 @@ class TwinUpdater:
             self._parts.pop(partition, None)
             raise
 
-    async def _apply_and_commit(self, partition: int, records: list[Envelope]) -> list[bytes]:
+    async def _apply_and_commit(
+        self, partition: int, records: list[Envelope]
+    ) -> tuple[int, list[bytes]]:
         part = await self._claim(partition)
         now = time.time()
         cfg = self.config
@@ -350,7 +382,7 @@ class TwinUpdater:
                 self.counters.replay_skipped += counts["replay_skipped"]
                 self.counters.handed_over += len(decoded)
                 log.warning("partition %d: claimed by another worker; batch left to it", partition)
-                return []
+                return part.epoch, []
             part.offsets.update(offsets)
             self._seen.setdefault(partition, {}).update(offsets)
             self._evict(part, changed)
@@ -360,7 +392,7 @@ class TwinUpdater:
         self.counters.duplicates += counts.pop("duplicates", 0)
         self.counters.replay_skipped += counts.pop("replay_skipped", 0)
         self.counters.dead_lettered.update(counts)
-        return outbox
+        return part.epoch, outbox
 
     def _evict(self, part: _Partition, changed: dict[str, TwinState]) -> None:
         """Keep at most ``hot_twins_per_partition`` twins in memory, least recently
@@ -422,11 +454,12 @@ class TwinUpdater:
         if self.risk is not None:
             await self.store.set_blob("risk", self.risk.dumps())
 
-    async def _flush(self, partition: int, outbox: list[bytes]) -> None:
+    async def _flush(self, partition: int, epoch: int, outbox: list[bytes]) -> None:
         await self._send_outbox(outbox)
-        part = self._parts.get(partition)
-        if part is not None:
-            await self.store.ack_outbox(partition, part.epoch, len(outbox))
+        # Under the epoch it was committed in: if the partition has been claimed
+        # since (by us again, or another worker), the claim sent the stored outbox
+        # and this ack is a no-op rather than trimming outputs not yet sent.
+        await self.store.ack_outbox(partition, epoch, len(outbox))
 
     async def _load_twins(self, partition: int, part: _Partition, wanted: set[str]) -> None:
         missing = sorted(wanted - part.twins.keys())

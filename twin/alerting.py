@@ -12,6 +12,7 @@ the same ``alert_id`` and a ``details.reminder`` counter.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +43,16 @@ def alert_id(patient_id: str, rule: str, episode: int) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{patient_id}|{rule}|{episode}"))
 
 
+Details = dict[str, Any] | Callable[[], dict[str, Any]]
+"""An alert's details, or a function that builds them: most updates send no alert,
+and building details (rounding, copying) on every reading would cost more than
+the rule itself."""
+
+
+def _details(details: Details) -> dict[str, Any]:
+    return details() if callable(details) else details
+
+
 def _ts(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
@@ -53,7 +64,7 @@ def _alert(
     severity: str,
     at: float,
     now: float,
-    details: dict[str, Any],
+    details: Details,
 ) -> Alert:
     ep.last_notified_at = at
     return Alert(
@@ -65,7 +76,7 @@ def _alert(
         rule=ep.rule,
         observed_at=_ts(at),
         emitted_at=_ts(now),
-        details=details,
+        details=_details(details),
     )
 
 
@@ -79,7 +90,7 @@ def update_alert(
     severity: AlertSeverity,
     at: float,
     now: float,
-    details: dict[str, Any],
+    details: Details,
     hold_s: float | None = None,
 ) -> Alert | None:
     """Advance ``rule``'s episode on ``state`` at event time ``at``; return the alert to send.
@@ -120,9 +131,8 @@ def update_alert(
         return None
     del state.open_alerts[rule]
     state.cooldown_until[rule] = at + cfg.cooldown_s
-    return _alert(
-        state, ep, "resolved", "info", at, now, {**details, "all_clear": True, "was": ep.severity}
-    )
+    resolved = {**_details(details), "all_clear": True, "was": ep.severity}
+    return _alert(state, ep, "resolved", "info", at, now, resolved)
 
 
 def due_reminders(state: TwinState, cfg: TwinConfig, *, at: float, now: float) -> list[Alert]:

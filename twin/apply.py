@@ -144,19 +144,21 @@ def _vitals_alerts(state: TwinState, cfg: TwinConfig, a: Assessment, now: float)
     state.news2_history.append((a.at, n.total))
     state.news2_max = n.total if state.news2_max is None else max(state.news2_max, n.total)
     del state.news2_history[: -cfg.history_len]
-    values = {k: state.value(k) for k in n.subscores}
-    details: dict[str, Any] = {
-        "news2_total": n.total,
-        "band": n.band,
-        "response": n.response,
-        "subscores": dict(n.subscores),
-        "values": values,
-        "parameters_scoring_3": sorted(k for k, v in n.subscores.items() if v == 3),
-        "missing": list(n.missing),
-        "partial": n.partial,
-        "spo2_scale": state.profile.spo2_scale if state.profile else 1,
-        "source": "RCP National Early Warning Score (NEWS) 2, 2017",
-    }
+
+    def details() -> dict[str, Any]:
+        return {
+            "news2_total": n.total,
+            "band": n.band,
+            "response": n.response,
+            "subscores": dict(n.subscores),
+            "values": {k: state.value(k) for k in n.subscores},
+            "parameters_scoring_3": sorted(k for k, v in n.subscores.items() if v == 3),
+            "missing": list(n.missing),
+            "partial": n.partial,
+            "spo2_scale": state.profile.spo2_scale if state.profile else 1,
+            "source": "RCP National Early Warning Score (NEWS) 2, 2017",
+        }
+
     out = []
     news = update_alert(
         state,
@@ -181,7 +183,7 @@ def _vitals_alerts(state: TwinState, cfg: TwinConfig, a: Assessment, now: float)
         severity="medium",
         at=a.at,
         now=now,
-        details={
+        details=lambda: {
             "qsofa": q.score,
             "criteria": dict(q.criteria),
             "missing": list(q.missing),

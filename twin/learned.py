@@ -11,9 +11,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 from schemas.alert import Alert
 from twin.alerting import update_alert
 from twin.config import TwinConfig
+from twin.learning.baseline import BaselineParams
+from twin.learning.codec import VitalSignals
+from twin.learning.drift import SustainedChange
 from twin.learning.forecast import projected_news2_inputs
 from twin.scores import News2Result, news2
 from twin.state import TwinState
@@ -43,16 +49,7 @@ def learned_alerts(
                 severity="low",
                 at=at,
                 now=now,
-                details={
-                    "vital": sig.vital,
-                    "value": sig.value,
-                    "z": None if sig.z is None else round(sig.z, 2),
-                    "baseline_mean": round(sig.mean, 2),
-                    "baseline_sd": round(sig.std, 2),
-                    "k_sd": params.deviation_k,
-                    "readings": params.deviation_n,
-                    "source": "personal baseline: exponentially weighted mean/variance",
-                },
+                details=partial(_baseline_details, sig, params),
             )
         )
         change = sig.sustained_change
@@ -66,17 +63,7 @@ def learned_alerts(
                 severity="low",
                 at=at,
                 now=now,
-                details={}
-                if change is None
-                else {
-                    "vital": sig.vital,
-                    "direction": change.direction,
-                    "magnitude": round(change.magnitude, 2),
-                    "level": round(change.level, 2),
-                    "previous_level": round(change.previous_level, 2),
-                    "onset_at": change.onset_at,
-                    "source": "PageHinkley change detector, confirmed over time",
-                },
+                details={} if change is None else partial(_change_details, sig.vital, change),
             )
         )
     if state.signals and current.band != "high":
@@ -98,6 +85,31 @@ def learned_alerts(
             )
         )
     return [a for a in out if a is not None]
+
+
+def _baseline_details(sig: VitalSignals, params: BaselineParams) -> dict[str, Any]:
+    return {
+        "vital": sig.vital,
+        "value": sig.value,
+        "z": None if sig.z is None else round(sig.z, 2),
+        "baseline_mean": round(sig.mean, 2),
+        "baseline_sd": round(sig.std, 2),
+        "k_sd": params.deviation_k,
+        "readings": params.deviation_n,
+        "source": "personal baseline: exponentially weighted mean/variance",
+    }
+
+
+def _change_details(vital: str, change: SustainedChange) -> dict[str, Any]:
+    return {
+        "vital": vital,
+        "direction": change.direction,
+        "magnitude": round(change.magnitude, 2),
+        "level": round(change.level, 2),
+        "previous_level": round(change.previous_level, 2),
+        "onset_at": change.onset_at,
+        "source": "PageHinkley change detector, confirmed over time",
+    }
 
 
 def _predicted(

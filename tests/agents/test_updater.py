@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import orjson
@@ -248,3 +249,50 @@ async def test_hot_twins_are_bounded(parts: tuple[Settings, MemoryTwinStore, Lis
     await up.process([env(10, vitals("h0", 11, heart_rate=90))])
     twin = decode_twin(await store.get_twin("h0") or b"")
     assert twin.events_applied == 2 and twin.latest["heart_rate"].value == 90
+
+
+class GatedSink(ListSink):
+    """A sink whose sends wait until the test opens the gate (a slow broker)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.started = 0
+
+    async def send(self, topic: str, items: Sequence[tuple[bytes | None, bytes]]) -> None:
+        self.started += 1
+        await self.gate.wait()
+        await super().send(topic, items)
+
+
+async def test_outputs_are_sent_in_the_background_one_batch_in_flight() -> None:
+    settings, store, sink = Settings(alert_hold_minutes=0), MemoryTwinStore(8), GatedSink()
+    up = TwinUpdater(settings, store, sink)
+    await up.process([env(0, vitals("p1", 0, spo2=90))])  # opens an alert
+    # Committed (twin and outbox in the store), not yet sent: the batch is done anyway.
+    assert store._part(0).outbox and "twin.alerts" not in sink.sent
+    assert await up.drain(wait_s=0.05) is False
+    # The next batch of the partition commits, then waits for the send in flight.
+    second = asyncio.ensure_future(up.process([env(1, vitals("p1", 20, spo2=97))]))
+    await asyncio.sleep(0.05)
+    assert not second.done() and up.counters.consumed == 2
+    sink.gate.set()
+    await second
+    assert await up.drain(wait_s=5) is True
+    statuses = [orjson.loads(v)["status"] for _, v in sink.sent["twin.alerts"]]
+    assert statuses == ["open", "resolved"]  # in commit order
+    assert store._part(0).outbox == []  # acknowledged once sent
+
+
+async def test_a_send_left_in_flight_is_resent_by_the_next_owner() -> None:
+    settings, store, sink = Settings(), MemoryTwinStore(8), GatedSink()
+    old = TwinUpdater(settings, store, sink)
+    await old.process([env(0, vitals("p1", 0, spo2=90))])
+    # The worker dies with the send in flight; a new owner claims the partition.
+    new = TwinUpdater(settings, store, ListSink())
+    await new.on_assigned([0])
+    assert [orjson.loads(v)["status"] for _, v in new.sink.sent["twin.alerts"]] == ["open"]  # type: ignore[attr-defined]
+    assert store._part(0).outbox == []
+    sink.gate.set()  # the old send completes late: a duplicate with the same alert_id,
+    assert await old.drain(wait_s=5)
+    assert store._part(0).outbox == []  # and its ack under the old epoch trims nothing

@@ -1,0 +1,169 @@
+"""How the worker consumes through Faust: no long-poll stalls, no four tasks per message.
+
+**Fetch wait.** faust-streaming creates its aiokafka consumer with
+``fetch_max_wait_ms=1500``, fixed. aiokafka sends one fetch request at a time
+to a broker, for the assigned partitions that have nothing buffered. Right
+after a fetch, the partitions with data are buffered, so the next request
+names only the idle ones (the worker subscribes to seven topics, of which a
+live feed fills one or two) and the broker holds it for the full 1.5 s; new
+records wait behind it. Measured with ``bench/latency.py`` at 2,000 vitals/s:
+a raw aiokafka consumer of the same topic saw 3-10 ms from produce to
+receive, the worker's agent 1.5-1.8 s. ``TWIN_FETCH_MAX_WAIT_MS`` (default
+10) bounds that wait; an idle worker then asks an idle broker for records
+every 10 ms, which costs either side little.
+
+**Eager delivery.**
+
+faust-streaming's consumer hands every fetched message to its topic's
+channel with ``Service.wait_first(callback(message), suspend_flow.wait())``:
+mode wraps the delivery, the flow event and the service's ``stopped`` and
+``crashed`` events in four tasks and an ``asyncio.wait``, for every message,
+although the delivery almost never suspends (it is a put into a queue with
+room). That is about 10 % of a twinstream worker's CPU and most of the gap
+between bare Faust and a raw aiokafka consumer (``../shared/PERF-NOTES.md``:
+skipping it ran bare Faust 1.5-1.7x faster).
+
+:class:`TwinConsumer` runs the first step of the first awaited coroutine at
+once. If the coroutine finishes in that step, nothing was waited on: mode's
+result is returned as mode would build it, and the other awaitables are
+closed unstarted. If it suspends (the queue is full: backpressure), the
+half-run coroutine is handed to mode's ``wait_first`` and resumed there, so
+flow suspension, stop and crash interrupt it exactly as before. While flow is
+suspended (a rebalance), or the consumer is stopping, mode's path is taken
+from the start. ``TWIN_FAUST_EAGER_DELIVERY=false`` turns it off.
+
+The same change would fit upstream in mode's ``Service.wait_first`` (an eager
+first step, as Python 3.12's ``asyncio.eager_task_factory`` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Generator
+from typing import Any, cast
+
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode.services import WaitArgT, WaitResults
+from mode.utils.times import Seconds
+
+__all__ = ["Resumed", "TwinConsumer", "TwinTransport", "install"]
+
+
+class Resumed:
+    """Awaiting this continues ``coro``, which has already yielded ``pending``.
+
+    The task that awaits it waits on ``pending`` exactly as it would have if it
+    had run ``coro``'s first step itself, then drives ``coro`` to its end;
+    exceptions thrown in (cancellation) go to ``coro``.
+    """
+
+    __slots__ = ("coro", "pending")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], pending: Any) -> None:
+        self.coro = coro
+        self.pending = pending
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, pending = self.coro, self.pending
+        while True:
+            try:
+                sent = yield pending
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # delivered to the coroutine (cancellation too)
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    pending = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+def _close_unstarted(items: tuple[WaitArgT, ...]) -> None:
+    for item in items:
+        if asyncio.iscoroutine(item):
+            item.close()
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # faust-streaming passes a fixed fetch_max_wait_ms=1500 and has no setting
+        # for it; aiokafka reads this attribute when the consumer starts (asserted
+        # by tests/unit/test_faust_consumer.py, so an aiokafka rename fails a test).
+        consumer._fetch_max_wait_ms = cast(TwinTransport, transport).fetch_max_wait_ms
+        return consumer
+
+
+class TwinConsumer(faust_aiokafka.Consumer):
+    """faust-streaming's aiokafka consumer with a short fetch wait and, when the
+    transport says so, an eager first step in ``wait_first``."""
+
+    transport: TwinTransport
+
+    eager_hits = 0
+    """Calls that finished in their first step (no task created); for tests and benches."""
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def wait_first(
+        self,
+        *coros: WaitArgT,
+        timeout: Seconds | None = None,  # noqa: ASYNC109 (mode's signature)
+    ) -> WaitResults:
+        mode_timeout = cast(Seconds, timeout)  # mode's own default is None too
+        first = coros[0] if coros else None
+        if (
+            not self.transport.eager_delivery
+            or not asyncio.iscoroutine(first)
+            or self.suspend_flow.is_set()
+            or self._stopped.is_set()
+            or self._crashed.is_set()
+        ):
+            return await super().wait_first(*coros, timeout=mode_timeout)
+        try:
+            pending = first.send(None)
+        except StopIteration as done:
+            _close_unstarted(coros[1:])
+            TwinConsumer.eager_hits += 1
+            return WaitResults([first], [done.value], False)
+        except BaseException:
+            _close_unstarted(coros[1:])
+            raise
+        resumed = Resumed(first, pending)
+        results = await super().wait_first(resumed, *coros[1:], timeout=mode_timeout)
+        winners = [first if item is resumed else item for item in results.done]
+        return WaitResults(winners, results.results, results.stopped)
+
+
+class TwinTransport(faust_aiokafka.Transport):
+    """faust-streaming's aiokafka transport, consuming with :class:`TwinConsumer`."""
+
+    Consumer = TwinConsumer
+
+    def __init__(
+        self, url: Any, app: faust.App, *, eager_delivery: bool, fetch_max_wait_ms: int
+    ) -> None:
+        super().__init__(url, app)
+        self.eager_delivery = eager_delivery
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+
+
+def install(app: faust.App, *, eager_delivery: bool = True, fetch_max_wait_ms: int = 10) -> None:
+    """Make ``app`` consume through :class:`TwinTransport` (before it starts).
+
+    ``App.transport`` is a settable property of faust-streaming's App; the
+    consumer is created from it when the app first needs one.
+    """
+    app.transport = TwinTransport(
+        app.conf.broker_consumer,
+        app,
+        eager_delivery=eager_delivery,
+        fetch_max_wait_ms=fetch_max_wait_ms,
+    )

@@ -1,0 +1,148 @@
+"""How the worker consumes (stream.faust_consumer): a short fetch wait, and eager
+delivery with the same results as mode's wait_first, without its tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import warnings
+from typing import Any
+
+import aiokafka
+import faust
+import pytest
+
+from stream.faust_consumer import Resumed, TwinConsumer, TwinTransport, install
+
+
+@pytest.fixture
+async def consumer() -> TwinConsumer:
+    # Built inside the running loop, as in a worker (mode binds services to a loop).
+    app = faust.App("eager-test", broker="kafka://127.0.0.1:1", web_enabled=False)
+    install(app)
+    assert isinstance(app.transport, TwinTransport)
+    made = app.consumer  # built from the transport; nothing connects until started
+    assert isinstance(made, TwinConsumer)
+    return made
+
+
+async def _value(x: int) -> int:
+    return x * 2
+
+
+async def _waits_for(event: asyncio.Event, log: list[str]) -> str:
+    try:
+        await event.wait()
+        log.append("woke")
+        return "late"
+    except asyncio.CancelledError:
+        log.append("cancelled")
+        raise
+
+
+async def test_the_worker_consumer_gets_the_short_fetch_wait() -> None:
+    app = faust.App("fetch-test", broker="kafka://127.0.0.1:1", web_enabled=False)
+    install(app, fetch_max_wait_ms=7)
+    consumer = app.consumer
+    worker = consumer._thread._create_worker_consumer(app.transport)
+    plain = aiokafka.AIOKafkaConsumer(fetch_max_wait_ms=123)
+    try:
+        assert worker._fetch_max_wait_ms == 7
+        # The attribute is the one aiokafka hands its fetcher on start().
+        assert plain._fetch_max_wait_ms == 123
+    finally:
+        await worker.stop()
+        await plain.stop()
+
+
+async def test_eager_delivery_can_be_turned_off() -> None:
+    app = faust.App("off-test", broker="kafka://127.0.0.1:1", web_enabled=False)
+    install(app, eager_delivery=False)
+    consumer = app.consumer
+    hits = TwinConsumer.eager_hits
+    results = await consumer.wait_first(_value(2), consumer.suspend_flow.wait())
+    assert results.results == [4] and TwinConsumer.eager_hits == hits
+
+
+async def test_a_coroutine_that_does_not_suspend_finishes_without_a_task(
+    consumer: TwinConsumer,
+) -> None:
+    hits = TwinConsumer.eager_hits
+    first = _value(21)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an unawaited second coroutine would warn
+        results = await consumer.wait_first(first, consumer.suspend_flow.wait())
+        gc.collect()
+    assert results.done == [first]
+    assert results.results == [42]
+    assert results.stopped is False
+    assert TwinConsumer.eager_hits == hits + 1
+
+
+async def test_a_suspended_coroutine_is_resumed_and_reported_as_itself(
+    consumer: TwinConsumer,
+) -> None:
+    event = asyncio.Event()
+    log: list[str] = []
+    first = _waits_for(event, log)
+    hits = TwinConsumer.eager_hits
+    asyncio.get_running_loop().call_later(0.05, event.set)
+    results = await consumer.wait_first(first, consumer.suspend_flow.wait())
+    assert results.done == [first]
+    assert results.results == ["late"]
+    assert log == ["woke"]
+    assert TwinConsumer.eager_hits == hits
+
+
+async def test_suspending_flow_interrupts_a_blocked_delivery(consumer: TwinConsumer) -> None:
+    log: list[str] = []
+    blocked = _waits_for(asyncio.Event(), log)  # never set: a full queue
+    flow = consumer.suspend_flow.wait()
+    asyncio.get_running_loop().call_later(0.05, consumer.suspend_flow.set)
+    results = await consumer.wait_first(blocked, flow)
+    assert results.done == [flow]
+    await asyncio.sleep(0)  # let the cancellation reach the coroutine
+    assert log == ["cancelled"]
+
+
+async def test_while_flow_is_suspended_mode_path_is_taken(consumer: TwinConsumer) -> None:
+    consumer.suspend_flow.set()
+    hits = TwinConsumer.eager_hits
+    results = await consumer.wait_first(_value(1), consumer.suspend_flow.wait())
+    assert TwinConsumer.eager_hits == hits
+    assert results.stopped is False and results.done  # mode's own result
+
+
+async def test_errors_propagate_before_and_after_suspending(consumer: TwinConsumer) -> None:
+    async def fails_now() -> None:
+        raise ValueError("now")
+
+    async def fails_later() -> None:
+        await asyncio.sleep(0.01)
+        raise KeyError("later")
+
+    with pytest.raises(ValueError, match="now"):
+        await consumer.wait_first(fails_now(), consumer.suspend_flow.wait())
+    with pytest.raises(KeyError, match="later"):
+        await consumer.wait_first(fails_later(), consumer.suspend_flow.wait())
+
+
+async def test_resumed_delivers_what_its_awaiter_sends_and_throws() -> None:
+    async def twice(q: asyncio.Queue[int]) -> int:
+        return await q.get() + await q.get()
+
+    q: asyncio.Queue[int] = asyncio.Queue()
+    coro = twice(q)
+    pending = coro.send(None)  # blocks on the empty queue
+    task: asyncio.Task[Any] = asyncio.ensure_future(Resumed(coro, pending))
+    q.put_nowait(2)
+    q.put_nowait(3)
+    assert await task == 5
+
+    coro = twice(q)
+    pending = coro.send(None)
+    task = asyncio.ensure_future(Resumed(coro, pending))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
