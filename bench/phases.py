@@ -138,6 +138,9 @@ def twinstream(children: Children, phase: Phase, n: int, timeout: float, res: Re
         "consumed": run.consumed,
         "seconds": round(run.seconds, 2),
         "steady_eps": round(run.window_eps()),
+        "mean_batch_size": run.mean_batch,
+        "redis_commands": run.redis_commands,
+        "redis_round_trips": run.redis_requests,
         "cpu_seconds": run.cpu_s,
         "cpu_us_per_event": {
             k: round(v * 1e6 / max(run.consumed, 1), 1) for k, v in run.cpu_s.items()
@@ -149,7 +152,13 @@ def twinstream(children: Children, phase: Phase, n: int, timeout: float, res: Re
         "worker_log": run.log_events,
         "check": check,
     }
-    res["redis_commands_per_event"] = round(run.commands / max(run.consumed, 1), 4)
+    # What the worker sent (a script call is one command; a pipeline one round trip),
+    # and everything Redis ran, the commands inside the scripts included.
+    n = max(run.consumed, 1)
+    sent, trips = run.redis_commands, run.redis_requests
+    res["redis_commands_per_event"] = None if sent is None else round(sent / n, 4)
+    res["redis_round_trips_per_event"] = None if trips is None else round(trips / n, 4)
+    res["redis_server_commands_per_event"] = round(run.commands / n, 4)
     res["redis_bytes_per_twin"] = check["bytes"]
     print(f"  twinstream: {eps['twinstream']} ev/s; balanced={check['balanced']}", flush=True)
 

@@ -89,7 +89,11 @@ def table(res: dict[str, Any]) -> None:
         "two-worker speedup (first-to-last / steady)",
         f"{res.get('two_worker_speedup')} / {res.get('two_worker_speedup_steady')}",
     )
-    t.add_row("Redis commands per event", str(res.get("redis_commands_per_event")))
+    t.add_row(
+        "Redis per event: commands sent / round trips / run by the server",
+        f"{res.get('redis_commands_per_event')} / {res.get('redis_round_trips_per_event')}"
+        f" / {res.get('redis_server_commands_per_event')}",
+    )
     t.add_row(
         "wearable obs/s: batched (60/msg) vs single",
         f"{res.get('batched_obs_per_s')} vs {res.get('single_obs_per_s')}",

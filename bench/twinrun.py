@@ -37,6 +37,12 @@ class TwinRun:
     rss_mb: list[float] = field(default_factory=list)
     rss_start_mb: float = 0.0
     log_events: list[dict[str, int]] = field(default_factory=list)
+    redis_requests: int | None = None
+    """Round trips the workers made to Redis (their own count; a pipeline is one)."""
+    redis_commands: int | None = None
+    """Commands the workers sent to Redis (a script call is one)."""
+    mean_batch: float | None = None
+    """Records per micro-batch, over all workers."""
     profile: dict[str, Any] = field(default_factory=dict)
     complete: bool = False
 
@@ -77,6 +83,32 @@ def store_counters(prefix: str) -> dict[str, int]:
     return asyncio.run(read())
 
 
+_METRICS_PORT = 59400
+
+
+def _worker_metrics(port: int) -> dict[str, float]:
+    """Redis requests and batch sizes from a worker's metrics endpoint (empty if none)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    wanted = {
+        "twinstream_worker_redis_requests_total": "redis_requests",
+        "twinstream_worker_redis_commands_total": "redis_commands",
+        "twinstream_worker_batch_size_count": "batches",
+        "twinstream_worker_batch_size_sum": "batched_records",
+    }
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            out[wanted[name]] = float(value)
+    return out
+
+
 def _service_pids() -> dict[str, int | None]:
     from stream.services import pid_of
 
@@ -109,10 +141,11 @@ def run_workers(
     procs = []
     for i in range(workers):
         log = logs / f"{phase.name}-{consumer}-{i}.log"
+        env_i = env | {"TWIN_WORKER_METRICS_PORT": str(_METRICS_PORT + i)}
         if profile is not None and i == 0 and profile.argv:
-            procs.append(children.spawn(log.stem, profile.argv, env))
+            procs.append(children.spawn(log.stem, profile.argv, env_i))
         else:
-            procs.append(children.track(spawn_worker(env, log_path=str(log))))
+            procs.append(children.track(spawn_worker(env_i, log_path=str(log))))
     pids = {f"worker{i}": p.pid for i, p in enumerate(procs)} | _service_pids()
     polls = 0
     first: tuple[float, int] | None = None
@@ -156,6 +189,13 @@ def run_workers(
         run.commandstats["hget"] = run.commandstats.get("hget", 0) - polls * PARTITIONS
         run.commandstats["info"] = run.commandstats.get("info", 0) - 4
         run.commandstats = {k: v for k, v in run.commandstats.items() if v > 0}
+        scraped = [_worker_metrics(_METRICS_PORT + i) for i in range(workers)]
+        if all("redis_requests" in m and "redis_commands" in m for m in scraped):
+            run.redis_requests = int(sum(m["redis_requests"] for m in scraped))
+            run.redis_commands = int(sum(m["redis_commands"] for m in scraped))
+        batches = sum(m.get("batches", 0.0) for m in scraped)
+        if batches:
+            run.mean_batch = round(sum(m.get("batched_records", 0.0) for m in scraped) / batches, 1)
         return run
     finally:
         for proc in procs:

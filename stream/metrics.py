@@ -9,6 +9,7 @@ functions are cheap and never raise, so the updater can call them inline.
 >>> observe_records_in("twin.vitals", 3)
 >>> observe_records_out("twin.alerts", 1)
 >>> observe_event_to_alert(0.25)
+>>> observe_redis_request()
 >>> b'twinstream_worker_batch_size_count' in generate_latest(WORKER_REGISTRY)
 True
 """
@@ -29,6 +30,7 @@ __all__ = [
     "observe_event_to_alert",
     "observe_records_in",
     "observe_records_out",
+    "observe_redis_request",
     "start_worker_metrics_server",
 ]
 
@@ -58,6 +60,23 @@ RECORDS_OUT = Counter(
     ["topic"],
     registry=WORKER_REGISTRY,
 )
+
+REDIS_REQUESTS = Counter(
+    "twinstream_worker_redis_requests",
+    "Round trips this worker made to Redis (a pipeline is one).",
+    registry=WORKER_REGISTRY,
+)
+REDIS_COMMANDS = Counter(
+    "twinstream_worker_redis_commands",
+    "Commands this worker sent to Redis (a Lua script call is one, whatever it runs).",
+    registry=WORKER_REGISTRY,
+)
+
+
+def observe_redis_request(commands: int = 1) -> None:
+    """One round trip to Redis, carrying ``commands`` commands."""
+    REDIS_REQUESTS.inc()
+    REDIS_COMMANDS.inc(commands)
 
 
 def observe_batch(size: int) -> None:

@@ -41,6 +41,7 @@ REDIS_COMMANDS: tuple[str, ...] = (
     "hget",
     "hgetall",
     "lrange",
+    "llen",
     "smembers",
     "zrangebyscore",
     # writes: claim_partition (redis-py's incr() sends INCRBY) and the commit /

@@ -17,6 +17,9 @@ Redis Cluster can run the commit script in one slot)::
     <prefix>:{p3}:epoch          string  owner epoch
     <prefix>:{p3}:offsets        hash    topic -> last applied offset
     <prefix>:{p3}:outbox         list    alerts committed but not yet confirmed sent
+    <prefix>:{p3}:outbox_acked   string  outputs ever acknowledged: the absolute position
+                                         of the outbox's head (acks name a position, so a
+                                         repeated ack trims nothing more)
     <prefix>:{p3}:patients       set     patient ids with a twin in this partition
     <prefix>:{p3}:lastvitals     zset    patient id -> event time of newest vitals
                                          (removed while a stale-data alert is open)
@@ -39,6 +42,9 @@ from typing import Any, Protocol, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
+
+from stream import metrics
+from stream.autopipeline import AutoPipeline
 
 __all__ = [
     "MemoryTwinStore",
@@ -84,6 +90,9 @@ class PartitionClaim:
     epoch: int
     offsets: Mapping[str, int]
     outbox: Sequence[bytes]
+    outbox_start: int = 0
+    """Absolute position of ``outbox[0]``: acknowledge them all with
+    ``ack_outbox(partition, epoch, outbox_start + len(outbox))``."""
 
 
 class TwinStore(Protocol):
@@ -104,7 +113,7 @@ class TwinStore(Protocol):
         counters: Mapping[str, int] | None = None,
         expected_offsets: Mapping[str, int] | None = None,
         new_ids: Collection[str] | None = None,
-    ) -> None: ...
+    ) -> int: ...
 
     async def applied_offsets(self, partition: int) -> dict[str, int]: ...
 
@@ -116,7 +125,7 @@ class TwinStore(Protocol):
 
     async def stale_candidates(self, partition: int, before: float, limit: int) -> list[str]: ...
 
-    async def ack_outbox(self, partition: int, epoch: int, count: int) -> None: ...
+    async def ack_outbox(self, partition: int, epoch: int, upto: int) -> None: ...
 
     async def get_twin(self, patient_id: str) -> bytes | None: ...
 
@@ -130,6 +139,7 @@ class _MemPartition:
     epoch: int = 0
     offsets: dict[str, int] = field(default_factory=dict)
     outbox: list[bytes] = field(default_factory=list)
+    outbox_acked: int = 0
     twins: dict[str, bytes] = field(default_factory=dict)
     last_vitals: dict[str, float] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
@@ -149,7 +159,9 @@ class MemoryTwinStore:
     async def claim_partition(self, partition: int) -> PartitionClaim:
         part = self._part(partition)
         part.epoch += 1
-        return PartitionClaim(partition, part.epoch, dict(part.offsets), list(part.outbox))
+        return PartitionClaim(
+            partition, part.epoch, dict(part.offsets), list(part.outbox), part.outbox_acked
+        )
 
     async def load_twins(self, partition: int, patient_ids: Sequence[str]) -> dict[str, bytes]:
         twins = self._part(partition).twins
@@ -166,7 +178,7 @@ class MemoryTwinStore:
         counters: Mapping[str, int] | None = None,
         expected_offsets: Mapping[str, int] | None = None,
         new_ids: Collection[str] | None = None,
-    ) -> None:
+    ) -> int:
         part = self._part(partition)
         if part.epoch != epoch:
             raise StaleEpochError(f"partition {partition}: epoch {epoch} != {part.epoch}")
@@ -188,6 +200,7 @@ class MemoryTwinStore:
                 part.last_vitals[pid] = at
         for name, n in (counters or {}).items():
             part.counters[name] = part.counters.get(name, 0) + n
+        return part.outbox_acked + len(part.outbox)
 
     async def applied_offsets(self, partition: int) -> dict[str, int]:
         return dict(self._part(partition).offsets)
@@ -209,10 +222,11 @@ class MemoryTwinStore:
         lv = self._part(partition).last_vitals
         return sorted((p for p, at in lv.items() if at <= before), key=lv.__getitem__)[:limit]
 
-    async def ack_outbox(self, partition: int, epoch: int, count: int) -> None:
+    async def ack_outbox(self, partition: int, epoch: int, upto: int) -> None:
         part = self._part(partition)
-        if part.epoch == epoch:
-            del part.outbox[:count]
+        if part.epoch == epoch and upto > part.outbox_acked:
+            del part.outbox[: upto - part.outbox_acked]
+            part.outbox_acked = upto
 
     async def get_twin(self, patient_id: str) -> bytes | None:
         for part in self._parts.values():
@@ -227,7 +241,7 @@ class MemoryTwinStore:
         return None
 
 
-# KEYS: epoch, offsets, outbox, patients, lastvitals, counters, twin keys...
+# KEYS: epoch, offsets, outbox, patients, lastvitals, counters, outbox_acked, twin keys...
 # ARGV: epoch, n_offsets, (topic, offset)*, n_expected, (topic, offset)*, n_outbox, outbox*,
 #       n_lastvitals, (patient_id, score or "-")*, n_counters, (name, increment)*,
 #       (patient_id, twin)*
@@ -278,22 +292,34 @@ local n_c = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n_c do
   redis.call('HINCRBY', KEYS[6], ARGV[i], ARGV[i + 1]); i = i + 2
 end
-for k = 7, #KEYS do
+for k = 8, #KEYS do
   if ARGV[i + 1] == '1' then
     redis.call('SADD', KEYS[4], ARGV[i])
   end
   redis.call('SET', KEYS[k], ARGV[i + 2])
   i = i + 3
 end
-return #KEYS - 6
+return tonumber(redis.call('GET', KEYS[7]) or '0') + redis.call('LLEN', KEYS[3])
 """
 
-# KEYS: epoch, outbox. ARGV: epoch, count
+# KEYS: epoch, outbox, outbox_acked. ARGV: epoch, upto (absolute position)
 _ACK_OUTBOX_LUA = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)
+local n = tonumber(ARGV[2]) - tonumber(redis.call('GET', KEYS[3]) or '0')
+if n <= 0 then return 0 end
+redis.call('LTRIM', KEYS[2], n, -1)
+redis.call('SET', KEYS[3], ARGV[2])
 return 1
 """
+
+
+class _CountingRedis(aioredis.Redis):
+    """A client that counts its requests (``metrics.observe_redis_request``): every
+    command and script call is one round trip; pipelines are counted where executed."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        metrics.observe_redis_request()
+        return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
 
 class RedisTwinStore:
@@ -307,7 +333,7 @@ class RedisTwinStore:
         # Timeouts turn a stalled Redis (SIGSTOP, network partition) into errors
         # that the updater retries, instead of a forever-hung agent.
         extra: dict[str, Any] = {"password": password} if password is not None else {}
-        self.redis = aioredis.Redis.from_url(
+        self.redis = _CountingRedis.from_url(
             url,
             **extra,
             decode_responses=False,
@@ -317,6 +343,9 @@ class RedisTwinStore:
         )
         self._commit = self.redis.register_script(_COMMIT_LUA)
         self._ack = self.redis.register_script(_ACK_OUTBOX_LUA)
+        # The batch's hot path (cold-twin loads, commits, outbox acks) of all
+        # partitions, one round trip per step (stream.autopipeline).
+        self._auto = AutoPipeline(self.redis)
 
     def key(self, partition: int, name: str) -> str:
         """The key ``name`` of ``partition``, with the partition's hash tag."""
@@ -330,19 +359,22 @@ class RedisTwinStore:
             pipe.incr(self.key(partition, "epoch"))
             pipe.hgetall(self.key(partition, "offsets"))
             pipe.lrange(self.key(partition, "outbox"), 0, -1)
-            epoch, offsets, outbox = await pipe.execute()
+            pipe.get(self.key(partition, "outbox_acked"))
+            metrics.observe_redis_request(commands=4)
+            epoch, offsets, outbox, acked = await pipe.execute()
         return PartitionClaim(
             partition,
             int(epoch),
             {k.decode(): int(v) for k, v in offsets.items()},
             list(outbox),
+            int(acked or 0),
         )
 
     async def load_twins(self, partition: int, patient_ids: Sequence[str]) -> dict[str, bytes]:
         if not patient_ids:
             return {}
         keys = [self.twin_key(partition, p) for p in patient_ids]
-        values = cast(list[bytes | None], await self.redis.mget(keys))
+        values = cast(list[bytes | None], await self._auto.execute("MGET", *keys))
         return {p: v for p, v in zip(patient_ids, values, strict=True) if v is not None}
 
     async def commit_batch(
@@ -356,15 +388,15 @@ class RedisTwinStore:
         counters: Mapping[str, int] | None = None,
         expected_offsets: Mapping[str, int] | None = None,
         new_ids: Collection[str] | None = None,
-    ) -> None:
-        """Commit one batch atomically.
+    ) -> int:
+        """Commit one batch atomically; return the outbox's end (absolute position).
 
         ``expected_offsets``: the applied offsets the caller last saw (its claim
         plus its own commits). A stored offset below one of them means Redis
         lost acknowledged writes (:class:`StoreRolledBackError`); above, that
         someone else committed (:class:`StaleEpochError`).
         """
-        names = ("epoch", "offsets", "outbox", "patients", "lastvitals", "counters")
+        names = ("epoch", "offsets", "outbox", "patients", "lastvitals", "counters", "outbox_acked")
         keys = [self.key(partition, n) for n in names]
         args: list[str | int | float | bytes] = [epoch, len(offsets)]
         for topic, offset in offsets.items():
@@ -388,7 +420,8 @@ class RedisTwinStore:
             # Only a new twin joins the partition's patient set (saves a command per twin).
             args += [pid, "1" if new_ids is None or pid in new_ids else "0", raw]
         try:
-            await self._commit(keys=keys, args=args)
+            script = self._commit
+            return int(await self._auto.evalsha(script.script, script.sha, keys, args))
         except ResponseError as exc:
             if "ROLLED_BACK" in str(exc):
                 raise StoreRolledBackError(f"partition {partition}: {exc}") from exc
@@ -416,6 +449,7 @@ class RedisTwinStore:
         async with self.redis.pipeline(transaction=False) as pipe:
             for p in range(self.partitions):
                 pipe.hgetall(self.key(p, "counters"))
+            metrics.observe_redis_request(commands=self.partitions)
             rows = await pipe.execute()
         total: dict[str, int] = {}
         for row in rows:
@@ -428,11 +462,11 @@ class RedisTwinStore:
         found = await self.redis.zrangebyscore(key, "-inf", before, start=0, num=limit)
         return [m.decode() for m in cast(list[bytes], found)]
 
-    async def ack_outbox(self, partition: int, epoch: int, count: int) -> None:
-        await self._ack(
-            keys=[self.key(partition, "epoch"), self.key(partition, "outbox")],
-            args=[epoch, count],
-        )
+    async def ack_outbox(self, partition: int, epoch: int, upto: int) -> None:
+        """The outputs before absolute position ``upto`` were sent: drop them (once)."""
+        names = ("epoch", "outbox", "outbox_acked")
+        keys = [self.key(partition, n) for n in names]
+        await self._auto.evalsha(self._ack.script, self._ack.sha, keys, [epoch, upto])
 
     async def get_twin(self, patient_id: str) -> bytes | None:
         keys = [self.twin_key(p, patient_id) for p in range(self.partitions)]

@@ -196,7 +196,8 @@ class TwinUpdater:
         if claim.outbox:
             # Outputs committed by a previous owner that may never have been sent.
             await self._send_outbox(list(claim.outbox))
-            await self.store.ack_outbox(partition, claim.epoch, len(claim.outbox))
+            end = claim.outbox_start + len(claim.outbox)
+            await self.store.ack_outbox(partition, claim.epoch, end)
         return part
 
     # -- the batch -----------------------------------------------------------
@@ -237,7 +238,9 @@ class TwinUpdater:
             log.warning("model checkpoint failed (%s)", type(exc).__name__)
 
     async def _process_partition(self, partition: int, records: list[Envelope]) -> None:
-        epoch, outbox = await self._retrying(partition, partial(self._apply, partition, records))
+        epoch, end, outbox = await self._retrying(
+            partition, partial(self._apply, partition, records)
+        )
         previous = self._sending.get(partition)
         if previous is not None and not previous.done():
             # At most one batch's outputs in flight per partition: a slow or absent
@@ -246,7 +249,7 @@ class TwinUpdater:
             await asyncio.wait([previous])
         if outbox:
             self._sending[partition] = asyncio.ensure_future(
-                self._retrying(partition, partial(self._flush, partition, epoch, outbox))
+                self._retrying(partition, partial(self._flush, partition, epoch, end, outbox))
             )
 
     async def drain(
@@ -277,9 +280,10 @@ class TwinUpdater:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _apply(self, partition: int, records: list[Envelope]) -> tuple[int, list[bytes]]:
+    async def _apply(self, partition: int, records: list[Envelope]) -> tuple[int, int, list[bytes]]:
         """Apply and commit one partition's records; return the epoch they were
-        committed under and the outbox to send."""
+        committed under, the stored outbox's end after the commit, and the outbox
+        to send."""
         try:
             return await self._apply_and_commit(partition, records)
         except Exception:
@@ -289,7 +293,7 @@ class TwinUpdater:
 
     async def _apply_and_commit(
         self, partition: int, records: list[Envelope]
-    ) -> tuple[int, list[bytes]]:
+    ) -> tuple[int, int, list[bytes]]:
         part = await self._claim(partition)
         now = time.time()
         cfg = self.config
@@ -358,9 +362,10 @@ class TwinUpdater:
         counts["alerts"] = sum(1 for o in outbox if o[:1] == _ALERT_TAG)
         # A batch of replays only changes no twin, but its records are consumed too:
         # commit their counts, or the store never sees a replay after a restart.
+        end = 0
         if offsets or changed or counts["replay_skipped"]:
             try:
-                await self.store.commit_batch(
+                end = await self.store.commit_batch(
                     partition,
                     part.epoch,
                     {pid: encode_twin(t) for pid, t in changed.items()},
@@ -382,7 +387,7 @@ class TwinUpdater:
                 self.counters.replay_skipped += counts["replay_skipped"]
                 self.counters.handed_over += len(decoded)
                 log.warning("partition %d: claimed by another worker; batch left to it", partition)
-                return part.epoch, []
+                return part.epoch, 0, []
             part.offsets.update(offsets)
             self._seen.setdefault(partition, {}).update(offsets)
             self._evict(part, changed)
@@ -392,7 +397,7 @@ class TwinUpdater:
         self.counters.duplicates += counts.pop("duplicates", 0)
         self.counters.replay_skipped += counts.pop("replay_skipped", 0)
         self.counters.dead_lettered.update(counts)
-        return part.epoch, outbox
+        return part.epoch, end, outbox
 
     def _evict(self, part: _Partition, changed: dict[str, TwinState]) -> None:
         """Keep at most ``hot_twins_per_partition`` twins in memory, least recently
@@ -454,12 +459,14 @@ class TwinUpdater:
         if self.risk is not None:
             await self.store.set_blob("risk", self.risk.dumps())
 
-    async def _flush(self, partition: int, epoch: int, outbox: list[bytes]) -> None:
+    async def _flush(self, partition: int, epoch: int, end: int, outbox: list[bytes]) -> None:
         await self._send_outbox(outbox)
-        # Under the epoch it was committed in: if the partition has been claimed
-        # since (by us again, or another worker), the claim sent the stored outbox
-        # and this ack is a no-op rather than trimming outputs not yet sent.
-        await self.store.ack_outbox(partition, epoch, len(outbox))
+        # Up to the position this batch's outputs ended at, under the epoch they were
+        # committed in. A position, not a count: an ack that reached Redis twice (a
+        # retry after a timeout) or late (after the next batch committed) trims
+        # nothing it should not. After a claim (by us again, or another worker) the
+        # claim has sent the stored outbox, and this ack is a no-op.
+        await self.store.ack_outbox(partition, epoch, end)
 
     async def _load_twins(self, partition: int, part: _Partition, wanted: set[str]) -> None:
         missing = sorted(wanted - part.twins.keys())

@@ -45,6 +45,7 @@ STALE_RULE = "data.stale"
 AKI_RULE = "lab.aki"
 LACTATE_RISE_RULE = "lab.lactate_rising"
 WINDOWED_VITALS = ("heart_rate", "respiratory_rate", "spo2", "systolic_bp", "temperature_c")
+_WINDOWED = frozenset(WINDOWED_VITALS)
 
 # NEWS2 clinical risk -> alert severity (RCP NEWS2 2017, chart 4): a red score
 # or an aggregate of 5-6 calls for an *urgent* response (medium); 7 or more
@@ -67,7 +68,11 @@ def _set_latest(state: TwinState, name: str, value: Value, at: float, grade: Sou
     # interleaving a replay may change) keep the larger value, not the last
     # arrival, so the twin does not depend on arrival order.
     current = state.latest.get(name)
-    if current is None or (current.at, _order(current.value)) <= (at, _order(value)):
+    if (
+        current is None
+        or current.at < at
+        or (current.at == at and _order(current.value) <= _order(value))
+    ):
         state.latest[name] = Observation(value, at, grade)
 
 
@@ -99,8 +104,11 @@ def apply_vitals(
         if value is None:
             continue
         _set_latest(state, name, value, at, "bedside")
-        if name in WINDOWED_VITALS:
-            state.windows.setdefault(name, VitalWindow()).add(at, float(value))
+        if name in _WINDOWED:
+            window = state.windows.get(name)
+            if window is None:
+                window = state.windows[name] = VitalWindow()
+            window.add(at, float(value))
     in_order = state.last_vitals_at is None or at > state.last_vitals_at
     newest_vitals = at if state.last_vitals_at is None else max(state.last_vitals_at, at)
     state.last_vitals_at = newest_vitals

@@ -71,7 +71,7 @@ async def _exercise(store: RedisTwinStore) -> None:
     assert await store.get_twin("p-acl-1") == b"twin-bytes"
     assert "p-acl-1" in await store.patient_ids(1)
     assert await store.stale_candidates(1, 2000.0, 10) == ["p-acl-1"]
-    await store.ack_outbox(1, claim.epoch, 2)
+    await store.ack_outbox(1, claim.epoch, claim.outbox_start + len(claim.outbox) + 2)
     again = await store.claim_partition(1)
     assert again.outbox == [] and again.offsets == offsets
     with pytest.raises(StaleEpochError):  # the fencing script runs under the ACL too

@@ -637,3 +637,20 @@ def test_config_without_rebasing_keeps_the_shifted_readings_anomalous() -> None:
         at += FIVE_MIN
     last = [models.observe("heart_rate", rng.gauss(97, 3), at + k * FIVE_MIN) for k in range(48)]
     assert all(s.anomalous for s in last[-12:])  # the design problem rebasing solves
+
+
+def test_pending_features_come_back_exactly_and_are_kept_compactly() -> None:
+    import sys
+
+    from twin.learning.risk import FEATURE_NAMES, PendingLabels, TwinSummary, features
+
+    x = features(TwinSummary(news2_total=6, age_years=81.5, worst_labs={"lactate": 4.25}))
+    assert tuple(x) == FEATURE_NAMES
+    pending = PendingLabels(horizon_s=3600.0)
+    pending.add("p1", x, at=0.0)
+    pending.add("p1", {"news2_total": 1.0}, at=10.0)  # any other mapping is kept as given
+    stored = pending._by_patient["p1"][0][1]
+    assert sys.getsizeof(stored) < sys.getsizeof(x) / 2  # the dict, without its floats
+    back = pending.outcome("p1", event_at=100.0)
+    assert back[0].features == x and list(back[0].features) == list(x)
+    assert back[1].features == {"news2_total": 1.0}

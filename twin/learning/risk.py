@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from array import array
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -163,6 +164,10 @@ def features(summary: TwinSummary) -> dict[str, float]:
     return out
 
 
+FEATURE_NAMES: tuple[str, ...] = tuple(features(TwinSummary()))
+"""The keys of every :func:`features` vector, in its order."""
+
+
 class RiskModel:
     """Online logistic regression on standardised features, shared per partition.
 
@@ -240,6 +245,16 @@ class LabelledExample:
     outcome: bool
 
 
+def _pack(x: Mapping[str, float]) -> Mapping[str, float] | array[float]:
+    if len(x) == len(FEATURE_NAMES) and all(k == n for k, n in zip(x, FEATURE_NAMES, strict=True)):
+        return array("d", x.values())
+    return x  # any other mapping is kept as given
+
+
+def _unpack(x: Mapping[str, float] | array[float]) -> Mapping[str, float]:
+    return dict(zip(FEATURE_NAMES, x, strict=True)) if isinstance(x, array) else x
+
+
 class PendingLabels:
     """Scored feature vectors waiting for their outcome, bounded in memory.
 
@@ -261,6 +276,10 @@ class PendingLabels:
 
     __slots__ = ("_by_patient", "_size", "capacity", "dropped", "horizon_s", "max_per_patient")
 
+    # A full feature vector (the keys :func:`features` always gives, in its order)
+    # is kept as 8-byte floats: ~0.5 KB instead of ~3.5 KB as a dict of floats, for
+    # each of up to ``capacity`` scores (100,000 twins scored once: ~300 MB less).
+
     def __init__(
         self, *, horizon_s: float = 24 * 3600.0, max_per_patient: int = 48, capacity: int = 100_000
     ) -> None:
@@ -269,7 +288,7 @@ class PendingLabels:
         self.capacity = capacity
         self.dropped = 0
         self._size = 0
-        self._by_patient: dict[str, deque[tuple[float, Mapping[str, float]]]] = {}
+        self._by_patient: dict[str, deque[tuple[float, Mapping[str, float] | array[float]]]] = {}
 
     def __len__(self) -> int:
         return self._size
@@ -286,7 +305,7 @@ class PendingLabels:
             if not queue:
                 del self._by_patient[patient_id]
             return
-        queue.append((at, features))
+        queue.append((at, _pack(features)))
         self._size += 1
 
     def outcome(self, patient_id: str, event_at: float) -> list[LabelledExample]:
@@ -299,7 +318,7 @@ class PendingLabels:
         out: list[LabelledExample] = []
         while queue and queue[0][0] <= event_at:
             at, x = queue.popleft()
-            out.append(LabelledExample(patient_id, at, x, event_at - at <= self.horizon_s))
+            out.append(LabelledExample(patient_id, at, _unpack(x), event_at - at <= self.horizon_s))
         self._forget_if_empty(patient_id)
         self._size -= len(out)
         return out
@@ -314,7 +333,7 @@ class PendingLabels:
         for patient_id, queue in list(self._by_patient.items()):
             while queue and now - queue[0][0] >= self.horizon_s:
                 at, x = queue.popleft()
-                out.append(LabelledExample(patient_id, at, x, False))
+                out.append(LabelledExample(patient_id, at, _unpack(x), False))
             self._forget_if_empty(patient_id)
         self._size -= len(out)
         return out
