@@ -65,6 +65,7 @@ def create_app(settings: Settings) -> faust.App:
         app,
         eager_delivery=settings.faust_eager_delivery,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        busy_fetch_max_wait_ms=settings.fetch_max_wait_busy_ms,
     )
     return app
 

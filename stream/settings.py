@@ -66,7 +66,10 @@ class Settings(BaseSettings):
         True, description="Hand messages to the agent without Faust's per-message tasks."
     )
     fetch_max_wait_ms: int = Field(
-        10, ge=0, le=1500, description="Longest the broker may hold a fetch for more data."
+        10, ge=0, le=1500, description="Longest the broker may hold a fetch (live feed)."
+    )
+    fetch_max_wait_busy_ms: int = Field(
+        500, ge=0, le=1500, description="The same while working through a backlog."
     )
     lateness_minutes: float = Field(
         60.0, ge=0, description="Events older than this (event time) raise no current alert."

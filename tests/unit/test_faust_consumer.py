@@ -146,3 +146,32 @@ async def test_resumed_delivers_what_its_awaiter_sends_and_throws() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_the_fetch_wait_follows_the_backlog(monkeypatch: pytest.MonkeyPatch) -> None:
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    from stream.faust_consumer import BUSY_RECORDS
+
+    app = faust.App("adaptive-test", broker="kafka://127.0.0.1:1", web_enabled=False)
+    install(app, fetch_max_wait_ms=10, busy_fetch_max_wait_ms=500)
+    thread = app.consumer._thread
+    sizes = iter([BUSY_RECORDS, 3, BUSY_RECORDS + 1, 0])
+
+    async def fetched(*_: Any, **__: Any) -> dict[str, list[int]]:
+        # Stands in for aiokafka's records (only the sizes are read).
+        return {"tp": list(range(next(sizes)))}
+
+    monkeypatch.setattr(faust_aiokafka.AIOKafkaConsumerThread, "_fetch_records", fetched)
+
+    class Fetcher:
+        _fetch_max_wait_ms = 10
+
+    class Consumer:
+        _fetcher = Fetcher()
+
+    waits = []
+    for _ in range(4):
+        await thread._fetch_records(Consumer(), set())
+        waits.append(Consumer._fetcher._fetch_max_wait_ms)
+    assert waits == [500, 10, 500, 10]
