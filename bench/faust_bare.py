@@ -1,7 +1,8 @@
 """Framework ceiling: a bare Faust agent that only decodes each message (``orjson.loads``).
 
 ``--tuned`` runs it on uvloop with Faust's Monitor sensor removed from
-``app.sensors`` (the supported gains in /work/shared/PERF-NOTES.md); without it
+``app.sensors`` (the supported gains in /work/shared/PERF-NOTES.md) and without
+the terminal spinner (which puts the root logger at DEBUG); without it
 Faust runs with default settings on the default asyncio loop. ``--eager`` also
 consumes through twinstream's :mod:`stream.faust_consumer` transport (how the
 twinstream worker consumes): the ceiling raised by avoiding Faust's per-message tasks.
@@ -69,7 +70,10 @@ def main() -> None:
             app.sensors.remove(app.monitor)
 
     sys.argv = [sys.argv[0]]
-    faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
+    if args.tuned:
+        worker.spinner = None  # it sets the root logger to DEBUG (see stream/cli.py)
+    worker.execute_from_commandline()
 
 
 if __name__ == "__main__":
