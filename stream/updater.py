@@ -444,7 +444,8 @@ class TwinUpdater:
             raw = await self.store.get_blob("risk")
             self.risk = RiskModel.loads(raw) if raw else RiskModel()
         raw = await self.store.get_blob("anomaly", partition)
-        anomaly = PopulationAnomalyModel.loads(raw) if raw else None
+        anomaly = PopulationAnomalyModel.loads(raw) if raw else PopulationAnomalyModel()
+        anomaly.prepare()  # at claim time, not inside the first batch
         return PartitionModels(self.risk, anomaly, every_s=self.settings.risk_every_minutes * 60)
 
     async def checkpoint_models(self, force: bool = False) -> None:

@@ -110,6 +110,30 @@ class PopulationAnomalyModel:
             x = {name: x.get(name, 0.5) for name in self.feature_names}
         self._hst.learn_one(x)
 
+    def prepare(self) -> None:
+        """Build the trees now rather than on the first vitals set (about 16 ms, which
+        would land inside a batch); the model stays as untrained as before.
+
+        >>> import random
+        >>> rng = random.Random(3)
+        >>> xs = [{n: rng.gauss(0, 1) for n in VITAL_NAMES} for _ in range(400)]
+        >>> a, b = PopulationAnomalyModel(window_size=50), PopulationAnomalyModel(window_size=50)
+        >>> b.prepare()
+        >>> for x in xs:
+        ...     a.learn_one(x)
+        ...     b.learn_one(x)
+        >>> a.score_one(xs[0]) == b.score_one(xs[0]) and a.dumps() == b.dumps()
+        True
+        """
+        hst = self._hst
+        if hst.trees:
+            return
+        hst.learn_one(dict.fromkeys(self.feature_names, 0.5))  # builds them (and counts it)
+        for tree in hst._tree_nodes:
+            for node in tree:
+                node.l_mass = node.r_mass = 0
+        hst.counter, hst._first_window = 0, True
+
     def _fingerprint(self) -> bytes:
         digest = hashlib.blake2b(digest_size=_FINGERPRINT_SIZE)
         for nodes in self._hst._tree_nodes:
