@@ -18,6 +18,7 @@ RejectReason = Literal[
     "unknown_unit",  # a lab unit we cannot convert without guessing
     "unsupported_code",  # a FHIR code twinstream does not map
     "processing_error",  # the twin core raised while applying the event
+    "twin_unreadable",  # the stored twin is from a newer (or a retired) codec, or corrupt
 ]
 
 

@@ -41,7 +41,7 @@ from stream.ports import Envelope, OutputSink
 from stream.settings import Settings
 from stream.store import StaleEpochError, StoreRolledBackError, TwinStore
 from twin.apply import check_stale
-from twin.codec import decode_twin, encode_twin
+from twin.codec import CodecError, decode_twin, encode_twin
 from twin.learning.anomaly import PopulationAnomalyModel
 from twin.learning.risk import RiskModel
 from twin.population import PartitionModels
@@ -314,10 +314,17 @@ class TwinUpdater:
                 decoded.append((rec, Rejection("invalid", "not an input topic")))
             else:
                 decoded.append((rec, decoder(rec.key, rec.value)))
+        unreadable: dict[str, str] = {}
         if offsets:
             wanted = {pid for _, d in decoded if isinstance(d, Decoded) for pid, _ in d.events}
-            await self._load_twins(partition, part, wanted)
+            unreadable = await self._load_twins(partition, part, wanted)
         for rec, item in decoded:
+            if isinstance(item, Decoded) and unreadable:
+                stuck = next((unreadable[pid] for pid, _ in item.events if pid in unreadable), None)
+                if stuck is not None:
+                    # The stored twin stays as it is (a worker that reads it, or a
+                    # rebuild, takes over); the event waits in the dead-letter topic.
+                    item = Rejection("twin_unreadable", stuck)
             if isinstance(item, Rejection):
                 counts[item.reason] += 1
                 outbox.append(self._dead_letter(rec, item.reason, item.error))
@@ -428,10 +435,12 @@ class TwinUpdater:
             for p in await self.store.stale_candidates(partition, cutoff, limit=1000)
             if p not in last_vitals
         ]
-        await self._load_twins(partition, part, set(pids))
+        unreadable = await self._load_twins(partition, part, set(pids))
         for pid in pids:
             twin = part.twins.get(pid)
             if twin is None:
+                if pid in unreadable:
+                    last_vitals[pid] = None  # out of the index: not read again every scan
                 continue
             alerts = check_stale(twin, self.config, part.watermark, now)
             last_vitals[pid] = None  # out of the index until vitals come back
@@ -469,11 +478,28 @@ class TwinUpdater:
         # claim has sent the stored outbox, and this ack is a no-op.
         await self.store.ack_outbox(partition, epoch, end)
 
-    async def _load_twins(self, partition: int, part: _Partition, wanted: set[str]) -> None:
+    async def _load_twins(
+        self, partition: int, part: _Partition, wanted: set[str]
+    ) -> dict[str, str]:
+        """Load the ``wanted`` twins not in memory; return those stored in a form this
+        worker cannot read (patient id -> why), which stay out of memory untouched."""
         missing = sorted(wanted - part.twins.keys())
+        unreadable: dict[str, str] = {}
         if missing:
             for pid, raw in (await self.store.load_twins(partition, missing)).items():
-                part.twins[pid] = decode_twin(raw)
+                try:
+                    part.twins[pid] = decode_twin(raw)
+                except CodecError as exc:
+                    unreadable[pid] = str(exc)  # a version or a format, never a value
+        if unreadable:
+            log.warning(
+                "partition %d: %d stored twin(s) unreadable by this worker (%s); their"
+                " events go to the dead-letter topic",
+                partition,
+                len(unreadable),
+                "; ".join(sorted(set(unreadable.values()))),
+            )
+        return unreadable
 
     @staticmethod
     def _dead_letter(rec: Envelope, reason: RejectReason, error: str) -> bytes:

@@ -296,3 +296,33 @@ async def test_a_send_left_in_flight_is_resent_by_the_next_owner() -> None:
     sink.gate.set()  # the old send completes late: a duplicate with the same alert_id,
     assert await old.drain(wait_s=5)
     assert store._part(0).outbox == []  # and its ack under the old epoch trims nothing
+
+
+async def test_a_twin_this_worker_cannot_read_blocks_nothing(
+    parts: tuple[Settings, MemoryTwinStore, ListSink],
+) -> None:
+    import msgpack
+
+    settings, store, sink = parts
+    old = msgpack.packb({"v": 3, "id": "p-old"})  # written by a retired codec version
+    claim = await store.claim_partition(0)
+    # Silent for 10 h: the stale-data scan reads it too.
+    await store.commit_batch(
+        0, claim.epoch, {"p-old": old}, {"twin.vitals": 0}, last_vitals={"p-old": T0 - 36_000}
+    )
+    up = TwinUpdater(settings, store, sink)
+    await up.process(
+        [
+            env(1, vitals("p-old", 1, heart_rate=80)),
+            env(2, vitals("p-new", 1, heart_rate=81)),
+        ]
+    )
+    await up.drain()
+    dead = [orjson.loads(v) for _, v in sink.sent["twin.deadletter"]]
+    assert [(d["reason"], d["offset"]) for d in dead] == [("twin_unreadable", 1)]
+    assert "version 3" in dead[0]["error"]
+    assert await store.get_twin("p-old") == old  # left for a worker that can read it
+    assert decode_twin(await store.get_twin("p-new") or b"").latest["heart_rate"].value == 81
+    c = up.counters
+    assert (c.applied, c.dead_lettered["twin_unreadable"]) == (1, 1) and c.balanced()
+    assert "p-old" not in store._part(0).last_vitals  # the scan will not read it again
