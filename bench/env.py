@@ -30,6 +30,7 @@ __all__ = [
     "log_events",
     "read_rss_mb",
     "wait_for_file",
+    "worker_metrics",
 ]
 
 BENCH_DEFAULTS = {
@@ -219,3 +220,21 @@ def cpu_seconds(pid: int | None) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return 0.0
+
+
+def worker_metrics(port: int) -> dict[str, float]:
+    """The ``twinstream_worker_*`` samples of a worker's Prometheus endpoint
+    (``TWIN_WORKER_METRICS_PORT``), by sample name; empty if it has none."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name.startswith("twinstream_worker_"):
+            values[name] = float(value)
+    return values

@@ -19,6 +19,7 @@ from bench.env import (
     log_events,
     quix_python,
     wait_for_file,
+    worker_metrics,
 )
 from bench.inputs import main_mix, one_vitals_each, send, wearables
 from bench.twinrun import check_twins, run_workers, store_counters
@@ -218,18 +219,7 @@ def _pct(values: list[float], q: float) -> float | None:
 def _scrape(port: int) -> dict[str, Any]:
     """Mean batch size and worker-side event-to-alert (observed_at to broker ack), from the
     worker's Prometheus endpoint (``TWIN_WORKER_METRICS_PORT``); empty if it has none."""
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return {}
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name.startswith("twinstream_worker_") and not line.startswith("#"):
-            values[name] = float(value)
+    values = worker_metrics(port)
     out: dict[str, Any] = {}
     for short, metric in (
         ("batch_size", "batch_size"),

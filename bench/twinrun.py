@@ -16,7 +16,15 @@ from typing import Any
 
 import redis
 
-from bench.env import Children, Phase, cpu_seconds, log_events, read_rss_mb, redis_url
+from bench.env import (
+    Children,
+    Phase,
+    cpu_seconds,
+    log_events,
+    read_rss_mb,
+    redis_url,
+    worker_metrics,
+)
 from bench.profile import Profiling
 
 __all__ = ["TwinRun", "run_workers"]
@@ -88,25 +96,14 @@ _METRICS_PORT = 59400
 
 def _worker_metrics(port: int) -> dict[str, float]:
     """Redis requests and batch sizes from a worker's metrics endpoint (empty if none)."""
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return {}
     wanted = {
         "twinstream_worker_redis_requests_total": "redis_requests",
         "twinstream_worker_redis_commands_total": "redis_commands",
         "twinstream_worker_batch_size_count": "batches",
         "twinstream_worker_batch_size_sum": "batched_records",
     }
-    out = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in wanted:
-            out[wanted[name]] = float(value)
-    return out
+    values = worker_metrics(port)
+    return {short: values[name] for name, short in wanted.items() if name in values}
 
 
 def _service_pids() -> dict[str, int | None]:
