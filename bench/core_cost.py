@@ -1,0 +1,165 @@
+"""What the pure core costs per event: apply, learning, codec, without Kafka or Redis.
+
+Run from the repository root::
+
+    .venv/bin/python -m bench.core_cost [--stays 100] [--patients 2000] [--hours 0.5]
+    .venv/bin/python -m bench.core_cost --profile   # cProfile of one replay instead
+
+The bench's main mix (``bench.inputs.main_mix``: PhysioNet 2012 stays when
+``--data`` holds them, then simulated patients with wearables) is decoded
+once, outside the timing; then each repeat replays it into fresh
+twins the way ``stream.updater.TwinUpdater._apply_and_commit`` does: the
+event's applier (``stream.handlers.APPLIERS``), then the partition models
+(``PartitionModels.after_vitals`` / ``on_outcome``), and every ``--batch``
+events the changed twins are encoded (``encode_twin``), and each encoded twin
+is decoded (``decode_twin``, timed, then dropped: a worker keeps its twins hot).
+
+Printed per event, best and median of the repeats (these 2-core machines are
+shared and noisy: compare best-of-N within one run): the whole replay, and the
+apply + learning part, the encoding and the decoding alone. Also printed: a digest of
+every alert, anomaly and risk score and encoded twin, which must not change
+when the core is only made faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import hashlib
+import pstats
+import statistics
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from bench.inputs import main_mix
+from schemas.decode import Rejection, decode
+from schemas.labs import LabEvent
+from schemas.outcomes import OutcomeEvent
+from schemas.profiles import PatientProfile
+from schemas.vitals import VitalsEvent
+from schemas.wearables import WearableEvent
+from stream.handlers import APPLIERS
+from twin.codec import decode_twin, encode_twin
+from twin.config import TwinConfig
+from twin.learning.risk import RiskModel
+from twin.population import PartitionModels
+from twin.state import TwinState
+
+_MODELS: dict[str, type[BaseModel]] = {
+    "vitals": VitalsEvent,
+    "labs": LabEvent,
+    "wearables": WearableEvent,
+    "profiles": PatientProfile,
+    "outcomes": OutcomeEvent,
+}
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "physionet2012"
+_NOW = datetime(2026, 1, 2, tzinfo=UTC).timestamp()
+
+
+def events(data_dir: Path, stays: int, patients: int, hours: float) -> list[tuple[str, BaseModel]]:
+    """The bench's main mix (``bench.inputs.main_mix``), decoded: (patient_id, event)."""
+    out: list[tuple[str, BaseModel]] = []
+    for kind, key, value in main_mix(data_dir, stays, patients, hours, []):
+        item = decode(_MODELS[kind], value)
+        if not isinstance(item, Rejection):
+            out.append((key.decode(), item))
+    return out
+
+
+def replay(
+    evs: list[tuple[str, BaseModel]], batch: int, digest: Any = None
+) -> tuple[float, float, float]:
+    """One replay into fresh twins; seconds of apply + learning, encode, decode."""
+    cfg = TwinConfig()
+    models = PartitionModels(RiskModel())
+    models.anomaly.prepare()
+    twins: dict[str, TwinState] = {}
+    changed: dict[str, TwinState] = {}
+    core = encoding = decoding = 0.0
+    clock = time.perf_counter
+    for start in range(0, len(evs), batch):
+        t0 = clock()
+        for pid, event in evs[start : start + batch]:
+            twin = twins.get(pid)
+            if twin is None:
+                twin = twins[pid] = TwinState(pid)
+            alerts = APPLIERS[type(event)](twin, event, cfg, _NOW)
+            if alerts is None:
+                continue
+            if isinstance(event, OutcomeEvent):
+                models.on_outcome(twin, event)
+            elif twin.signals:
+                models.after_vitals(twin)
+            changed[pid] = twin
+            if digest is not None:
+                for a in alerts:
+                    digest.update(a.model_dump_json().encode())
+                digest.update(repr((twin.anomaly, twin.risk)).encode())
+        t1 = clock()
+        encoded = {pid: encode_twin(t) for pid, t in changed.items()}
+        t2 = clock()
+        # Decoded and dropped: a worker keeps its twins hot, decoding them once
+        # per load, but the cost per twin is the same.
+        for raw in encoded.values():
+            decode_twin(raw)
+        t3 = clock()
+        core += t1 - t0
+        encoding += t2 - t1
+        decoding += t3 - t2
+        if digest is not None:
+            for pid in sorted(encoded):
+                digest.update(encoded[pid])
+        changed.clear()
+    return core, encoding, decoding
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="physionet2012 folder")
+    parser.add_argument("--stays", type=int, default=100)
+    parser.add_argument("--patients", type=int, default=2000)
+    parser.add_argument("--hours", type=float, default=0.5)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    evs = events(args.data, args.stays, args.patients, args.hours)
+    kinds = Counter(type(e).__name__ for _, e in evs)
+    print(f"{len(evs)} events ({dict(kinds.most_common())}), batch {args.batch}")
+    # The decoded inputs are not the core's: out of the collector's sight, as
+    # a worker's transient messages are (full collections would walk them all).
+    gc.collect()
+    gc.freeze()
+    digest = hashlib.sha256()
+    replay(evs, args.batch, digest)
+    print(f"digest {digest.hexdigest()[:16]}")
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        replay(evs, args.batch)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
+        return
+    runs = []
+    for _ in range(args.repeats):
+        gc.collect()
+        runs.append(replay(evs, args.batch))
+    n = len(evs) / 1e6
+    for label, values in (
+        ("total", [sum(r) for r in runs]),
+        ("apply + learning", [r[0] for r in runs]),
+        ("encode", [r[1] for r in runs]),
+        ("decode", [r[2] for r in runs]),
+    ):
+        us = [v / n for v in values]
+        print(f"{label:>17}: best {min(us):6.1f} µs/event, median {statistics.median(us):6.1f}")
+
+
+if __name__ == "__main__":
+    main()
