@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
+from faust.types import EventT
+
 from stream.app import app, input_channel, runtime, settings
+from stream.faust_consumer import RecordBatch
 from stream.ports import Envelope
 from stream.store import StoreRolledBackError
 
@@ -14,24 +18,34 @@ __all__ = ["update_twins"]
 log = logging.getLogger(__name__)
 
 
+def envelopes(events: Sequence[EventT[Any]]) -> list[Envelope]:
+    """The records of ``events``: a :class:`RecordBatch` (batch delivery, see
+    :mod:`stream.faust_consumer`) holds many, any other message one."""
+    records: list[Envelope] = []
+    for event in events:
+        message = event.message
+        value: Any = message.value
+        if type(value) is RecordBatch:
+            records.extend(value)
+        else:
+            records.append(
+                Envelope(message.topic, message.partition, message.offset, message.key, value)
+            )
+    return records
+
+
 @app.agent(input_channel, name="twin-updater")
 async def update_twins(stream: Any) -> None:
     """Apply every input record to its twin, exactly once (see stream.updater)."""
     within = settings.batch_within_ms / 1000
-    async for events in stream.take_events(settings.batch_max, within=within):
+    # With batch delivery an event is up to batch_max records of one partition and
+    # fetch. A fetch from a live feed brings a few records per partition: count
+    # events generously, or a worker that fell behind would catch up by a handful
+    # of small batches per round.
+    most = 16 * settings.partitions if settings.faust_batch_delivery else settings.batch_max
+    async for events in stream.take_events(most, within=within):
         try:
-            await runtime.updater.process(
-                [
-                    Envelope(
-                        e.message.topic,
-                        e.message.partition,
-                        e.message.offset,
-                        e.message.key,
-                        e.message.value,
-                    )
-                    for e in events
-                ]
-            )
+            await runtime.updater.process(envelopes(events))
         except StoreRolledBackError as exc:
             # Our consumer position is past records the store lost. Only a rebalance
             # rewinds it (stream.app rewinds to the store's offsets): stop the worker

@@ -57,13 +57,21 @@ class Settings(BaseSettings):
     )
 
     # --- processing ----------------------------------------------------------
-    batch_max: int = Field(500, ge=1, description="Events per micro-batch at most.")
+    batch_max: int = Field(
+        500,
+        ge=1,
+        description="Records per partition and micro-batch at most (without batch"
+        " delivery: records per micro-batch).",
+    )
     hot_twins: int = Field(
         10_000, ge=1, description="Twins a worker keeps decoded in memory (LRU), all partitions."
     )
     batch_within_ms: int = Field(10, ge=1, description="Longest wait to fill a batch.")
     faust_eager_delivery: bool = Field(
         True, description="Hand messages to the agent without Faust's per-message tasks."
+    )
+    faust_batch_delivery: bool = Field(
+        True, description="Hand the agent one Faust message per partition and fetch."
     )
     fetch_max_wait_ms: int = Field(
         10, ge=0, le=1500, description="Longest the broker may hold a fetch (live feed)."

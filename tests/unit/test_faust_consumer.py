@@ -175,3 +175,116 @@ async def test_the_fetch_wait_follows_the_backlog(monkeypatch: pytest.MonkeyPatc
         await thread._fetch_records(Consumer(), set())
         waits.append(Consumer._fetcher._fetch_max_wait_ms)
     assert waits == [500, 10, 500, 10]
+
+
+def _record(topic: str, partition: int, offset: int) -> Any:
+    from aiokafka.structs import ConsumerRecord
+
+    return ConsumerRecord(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        timestamp=1_700_000_000_000 + offset,
+        timestamp_type=0,
+        key=b"k%d" % offset,
+        value=b"v%d" % offset,
+        checksum=None,
+        serialized_key_size=2,
+        serialized_value_size=3,
+        headers=(),
+    )
+
+
+async def test_batch_topics_arrive_as_one_message_per_partition_and_chunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from faust.types import TP
+
+    from stream.faust_consumer import RecordBatch
+    from stream.ports import Envelope
+
+    app = faust.App("batch-test", broker="kafka://127.0.0.1:1", web_enabled=False)
+    install(app, batch_topics=["vitals"], batch_max=4)
+    consumer = app.consumer
+    vitals0, vitals1, other = TP("vitals", 0), TP("vitals", 1), TP("acks", 0)
+    records = {
+        vitals0: [_record("vitals", 0, o) for o in range(10, 20)],
+        other: [_record("acks", 0, o) for o in range(2)],
+        vitals1: [_record("vitals", 1, 5)],
+    }
+
+    async def next_records(_timeout: float) -> Any:
+        return records, None
+
+    monkeypatch.setattr(consumer, "_wait_next_records", next_records)
+    monkeypatch.setattr(consumer, "highwater", lambda tp: 100)  # needs a started thread
+    got = [(tp, m) async for tp, m in consumer.getmany(timeout=1.0)]
+
+    batches = [(tp, m) for tp, m in got if isinstance(m.value, RecordBatch)]
+    # 10 records of vitals-0 in chunks of at most 4, each message at its last offset.
+    assert [(tp, m.offset, len(m.value)) for tp, m in batches] == [
+        (vitals0, 13, 4),
+        (vitals0, 17, 4),
+        (vitals0, 19, 2),
+        (vitals1, 5, 1),
+    ]
+    delivered = [env for _, m in batches for env in m.value]
+    assert [e.offset for e in delivered if e.partition == 0] == list(range(10, 20))
+    assert delivered[0] == Envelope("vitals", 0, 10, b"k10", b"v10")
+    assert batches[0][1].timestamp == pytest.approx(1_700_000_000.013)
+    # Other topics: one message per record, as Faust delivers them.
+    singles = [(tp, m.offset, m.value) for tp, m in got if tp == other]
+    assert singles == [(other, 0, b"v0"), (other, 1, b"v1")]
+
+
+async def test_without_batch_topics_every_record_is_its_own_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from faust.types import TP
+
+    app = faust.App("nobatch-test", broker="kafka://127.0.0.1:1", web_enabled=False)
+    install(app)
+    consumer = app.consumer
+    vitals0 = TP("vitals", 0)
+
+    async def next_records(_timeout: float) -> Any:
+        return {vitals0: [_record("vitals", 0, o) for o in range(3)]}, None
+
+    monkeypatch.setattr(consumer, "_wait_next_records", next_records)
+    monkeypatch.setattr(consumer, "highwater", lambda tp: 100)  # needs a started thread
+    got = [(tp, m.offset, m.value) async for tp, m in consumer.getmany(timeout=1.0)]
+    assert got == [(vitals0, 0, b"v0"), (vitals0, 1, b"v1"), (vitals0, 2, b"v2")]
+
+
+async def test_gap_bookkeeping_covers_the_offsets_faust_would(consumer: TwinConsumer) -> None:
+    import random
+
+    from faust.types import TP
+    from intervaltree import IntervalTree
+
+    def offsets(tree: IntervalTree) -> set[int]:
+        return {o for iv in tree for o in range(iv.begin, iv.end)}
+
+    rng = random.Random(7)
+    for case in range(200):
+        tp = TP("vitals", case)
+        ours, theirs = IntervalTree(), IntervalTree()
+        consumer._committed_offset[tp] = rng.choice([None, 0, 5, 40])
+        position = rng.randrange(0, 30)
+        for _ in range(rng.randrange(1, 12)):
+            # Mostly consecutive batches (the fast path), sometimes a seek back or a jump.
+            step = rng.choice([rng.randrange(1, 20), rng.randrange(1, 20), -rng.randrange(0, 30)])
+            start, end = position + 1, position + max(step, 0) + rng.randrange(0, 5)
+            consumer._gap[tp] = ours
+            await consumer._add_gap(tp, start, end)
+            consumer._gap[tp] = theirs
+            await faust_aiokafka_consumer()._add_gap(consumer, tp, start, end)
+            position = max(end, 0)
+        assert offsets(ours) == offsets(theirs), case
+        assert len(ours) <= len(theirs)
+
+
+def faust_aiokafka_consumer() -> type:
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    return faust_aiokafka.Consumer
