@@ -79,8 +79,7 @@ class PartitionModels:
         if twin.risk_at is not None and at - twin.risk_at < self.every_s:
             return False
         z = {s.vital: s.z for s in twin.signals}
-        twin.anomaly = round(self.anomaly.score_one(z), 4)
-        self.anomaly.learn_one(z)
+        twin.anomaly = round(self.anomaly.score_and_learn_one(z), 4)
         x = features(summarize(twin))
         twin.risk = round(self.risk.predict_proba(x), 4)
         twin.risk_at = at

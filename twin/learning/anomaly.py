@@ -110,6 +110,71 @@ class PopulationAnomalyModel:
             x = {name: x.get(name, 0.5) for name in self.feature_names}
         self._hst.learn_one(x)
 
+    def score_and_learn_one(self, zscores: Mapping[str, float | None]) -> float:
+        """:meth:`score_one` then :meth:`learn_one`, in one walk of each tree.
+
+        River walks every tree twice for the two (scoring stops early where the
+        mass is small, learning goes to the leaf); the paths are the same, since
+        a walk compares the masses of children it has not yet counted. Scores,
+        masses and window pivots are exactly those of the two calls.
+
+        >>> import random
+        >>> rng = random.Random(5)
+        >>> a, b = PopulationAnomalyModel(window_size=40), PopulationAnomalyModel(window_size=40)
+        >>> a.prepare()
+        >>> b.prepare()
+        >>> xs = [{n: rng.gauss(0, 1) for n in VITAL_NAMES[: 2 + i % 5]} for i in range(200)]
+        >>> fused = [a.score_and_learn_one(x) for x in xs]
+        >>> twice = []
+        >>> for x in xs:
+        ...     twice.append(b.score_one(x))
+        ...     b.learn_one(x)
+        >>> fused == twice and a.dumps() == b.dumps()
+        True
+        """
+        hst = self._hst
+        if not hst.trees:  # the first vector builds the trees (see learn_one)
+            score = self.score_one(zscores)
+            self.learn_one(zscores)
+            return score
+        x = self.features(zscores)
+        scoring = not hst._first_window
+        height = hst.height
+        size_limit = 0.1 * hst.window_size
+        total = 0.0
+        for node in hst.trees:
+            # river.anomaly.hst._walk_score and _walk_learn, fused.
+            depth_pow = 1
+            score = 0.0
+            open_ = scoring
+            for _ in range(height):
+                if open_:
+                    r = node.r_mass
+                    score += r * depth_pow
+                    if r < size_limit:
+                        open_ = False
+                node.l_mass += 1
+                c = node.children
+                value = x.get(node.feature)
+                if value is None:
+                    node = c[1] if c[0].l_mass < c[1].l_mass else c[0]
+                else:
+                    node = c[0] if value < node.threshold else c[1]
+                depth_pow <<= 1
+            if open_:
+                score += node.r_mass * depth_pow
+            node.l_mass += 1
+            total += score
+        hst.counter += 1
+        if hst.counter == hst.window_size:
+            for nodes in hst._tree_nodes:
+                for n in nodes:
+                    n.r_mass = n.l_mass
+                    n.l_mass = 0
+            hst._first_window = False
+            hst.counter = 0
+        return float(1 - total / hst._max_score) if scoring else 0.0
+
     def prepare(self) -> None:
         """Build the trees now rather than on the first vitals set (about 16 ms, which
         would land inside a batch); the model stays as untrained as before.
