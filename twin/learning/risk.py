@@ -130,6 +130,16 @@ def _put(out: dict[str, float], name: str, value: float | None, imputed: float) 
     out[f"{name}_missing"] = 1.0 if value is None else 0.0
 
 
+# Feature names built once, not per vector (the order of a vector's keys is its
+# order here, which the pending labels' packed form relies on).
+_SUBSCORE_KEYS = tuple((n, f"news2_{n}", f"news2_{n}_missing") for n in NEWS2_SUBSCORES)
+_SLOPE_KEYS = tuple((n, f"slope_{n}", f"slope_{n}_missing") for n in SLOPE_VITALS)
+_LAB_KEYS = tuple(
+    (a, low, high, f"lab_{a}_above", f"lab_{a}_below", f"lab_{a}_missing")
+    for a, (low, high) in LAB_REFERENCE.items()
+)
+
+
 def features(summary: TwinSummary) -> dict[str, float]:
     """The feature vector of ``summary``: always the same keys, no value silently 0.
 
@@ -143,21 +153,28 @@ def features(summary: TwinSummary) -> dict[str, float]:
     out: dict[str, float] = {}
     _put(out, "news2_total", s.news2_total, 0.0)
     _put(out, "news2_max", s.news2_max, 0.0 if s.news2_total is None else s.news2_total)
-    for name in NEWS2_SUBSCORES:
-        _put(out, f"news2_{name}", s.news2_subscores.get(name), 0.0)
+    subscores = s.news2_subscores
+    for name, key, missing in _SUBSCORE_KEYS:
+        subscore = subscores.get(name)
+        out[key] = 0.0 if subscore is None else float(subscore)
+        out[missing] = 1.0 if subscore is None else 0.0
     _put(out, "qsofa", s.qsofa, 0.0)
     _put(out, "on_oxygen", None if s.on_oxygen is None else float(s.on_oxygen), 0.0)
     _put(out, "age_years", s.age_years, _AGE_IMPUTED)
     out["log_hours_observed"] = math.log1p(max(s.hours_observed, 0.0))
-    for name in SLOPE_VITALS:
-        _put(out, f"slope_{name}", s.slopes_per_hour.get(name), 0.0)
-    for analyte, (low, high) in LAB_REFERENCE.items():
-        value = s.worst_labs.get(analyte)
+    slopes = s.slopes_per_hour
+    for name, key, missing in _SLOPE_KEYS:
+        slope = slopes.get(name)
+        out[key] = 0.0 if slope is None else float(slope)
+        out[missing] = 1.0 if slope is None else 0.0
+    labs = s.worst_labs
+    for analyte, low, high, above, below, missing in _LAB_KEYS:
+        lab = labs.get(analyte)
         if high is not None:
-            out[f"lab_{analyte}_above"] = 0.0 if value is None else max(value - high, 0.0)
+            out[above] = 0.0 if lab is None else max(lab - high, 0.0)
         if low is not None:
-            out[f"lab_{analyte}_below"] = 0.0 if value is None else max(low - value, 0.0)
-        out[f"lab_{analyte}_missing"] = 1.0 if value is None else 0.0
+            out[below] = 0.0 if lab is None else max(low - lab, 0.0)
+        out[missing] = 1.0 if lab is None else 0.0
     out["log_alerts"] = math.log1p(max(s.alerts, 0))
     out["deviating_vitals"] = float(s.deviating_vitals)
     out["sustained_changes"] = float(s.sustained_changes)
@@ -246,7 +263,7 @@ class LabelledExample:
 
 
 def _pack(x: Mapping[str, float]) -> Mapping[str, float] | array[float]:
-    if len(x) == len(FEATURE_NAMES) and all(k == n for k, n in zip(x, FEATURE_NAMES, strict=True)):
+    if tuple(x) == FEATURE_NAMES:
         return array("d", x.values())
     return x  # any other mapping is kept as given
 
