@@ -6,9 +6,12 @@ the terminal spinner (which puts the root logger at DEBUG); without it
 Faust runs with default settings on the default asyncio loop. ``--eager`` also
 consumes through twinstream's :mod:`stream.faust_consumer` transport (how the
 twinstream worker consumes): the ceiling raised by avoiding Faust's per-message tasks.
+``--batch`` also turns on that transport's batch delivery (one Faust message per
+topic partition and fetch, as the twinstream worker consumes its input topics):
+the agent decodes every record of each :class:`~stream.faust_consumer.RecordBatch`.
 
 ``python -m bench.faust_bare --bootstrap H:P --topics a,b --group G --expect N --out F``
-``[--tuned [--eager]]``
+``[--tuned [--eager [--batch]]]``
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 import orjson
 
 from bench.probe import Probe, add_probe_arguments
+from stream.faust_consumer import RecordBatch
 
 
 def main() -> None:
@@ -27,6 +31,7 @@ def main() -> None:
     add_probe_arguments(parser)
     parser.add_argument("--tuned", action="store_true", help="uvloop and no Monitor")
     parser.add_argument("--eager", action="store_true", help="with --tuned: eager delivery")
+    parser.add_argument("--batch", action="store_true", help="with --eager: batch delivery")
     args = parser.parse_args()
     if args.tuned:
         from mode.loop import use as use_loop
@@ -42,21 +47,25 @@ def main() -> None:
         web_enabled=False,  # no HTTP port: several bench processes may run at once
         consumer_auto_offset_reset="earliest",
     )
+    topics = args.topics.split(",")
     if args.eager:
         from stream.faust_consumer import TwinConsumer, install
 
-        install(app)
-    channel = app.topic(
-        *args.topics.split(","), key_type=bytes, value_type=bytes, value_serializer="raw"
-    )
+        install(app, batch_topics=topics if args.batch else ())
+    channel = app.topic(*topics, key_type=bytes, value_type=bytes, value_serializer="raw")
 
     @app.agent(channel)
     async def decode(stream: Any) -> None:
         async for value in stream:
-            orjson.loads(value)
+            if type(value) is RecordBatch:
+                for record in value:
+                    orjson.loads(record.value)
+                probe.hit(len(value))
+            else:
+                orjson.loads(value)
+                probe.hit()
             if args.eager:  # how many deliveries took the eager path
                 probe.extra["eager_hits"] = TwinConsumer.eager_hits
-            probe.hit()
 
     @app.timer(1.0)
     async def watchdog() -> None:

@@ -93,6 +93,7 @@ def bare_consumers(children: Children, phase: Phase, n: int, deadline: float, re
         ("faust_bare", "bench.faust_bare", ()),
         ("faust_bare_tuned", "bench.faust_bare", ("--tuned",)),
         ("faust_bare_eager", "bench.faust_bare", ("--tuned", "--eager")),
+        ("faust_bare_batch", "bench.faust_bare", ("--tuned", "--eager", "--batch")),
     ):
         result = consumer(children, phase, name, module, n, deadline, *extra)
         runs[name] = result

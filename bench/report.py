@@ -16,6 +16,7 @@ _BARS = (
     ("faust_bare", "Faust bare\n(decode)"),
     ("faust_bare_tuned", "Faust bare\nuvloop, no Monitor"),
     ("faust_bare_eager", "Faust bare\n+ eager delivery"),
+    ("faust_bare_batch", "Faust bare\n+ batch delivery"),
     ("twinstream", "twinstream\n(1 worker)"),
     ("naive", "naive peer\n(GET/pickle/SET)"),
 )
@@ -36,7 +37,7 @@ def plot(res: dict[str, Any], path: Path = RESULTS / "latest.png") -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
     eps = res.get("throughput_eps", {})
     bars = [(label, eps.get(key) or 0) for key, label in _BARS]
-    colors = ["#888", "#888", "#888", "#888", "#888", "#1f77b4", "#d62728"]
+    colors = ["#888"] * (len(bars) - 2) + ["#1f77b4", "#d62728"]
     ax1.bar([b[0] for b in bars], [b[1] for b in bars], color=colors)
     for i, (_, value) in enumerate(bars):
         ax1.annotate(f"{value:,}", (i, value), ha="center", va="bottom", fontsize=8)
