@@ -33,6 +33,11 @@ def assess(state: TwinState, cfg: TwinConfig, at: float, *, with_mews: bool = Tr
     """
     since = at - cfg.fresh_s
     num = state.number
+    # Each fresh value read once (NEWS2, qSOFA and MEWS share most of them).
+    rr = num("respiratory_rate", fresh_since=since)
+    sbp = num("systolic_bp", fresh_since=since)
+    hr = num("heart_rate", fresh_since=since)
+    temp = num("temperature_c", fresh_since=since)
     consciousness = state.value("consciousness", fresh_since=since)
     on_oxygen = state.value("on_oxygen", fresh_since=since)
     level = consciousness if isinstance(consciousness, str) else None
@@ -40,25 +45,21 @@ def assess(state: TwinState, cfg: TwinConfig, at: float, *, with_mews: bool = Tr
     return Assessment(
         at=at,
         news2=news2(
-            respiratory_rate=num("respiratory_rate", fresh_since=since),
+            respiratory_rate=rr,
             spo2=num("spo2", fresh_since=since),
             on_oxygen=on_oxygen if isinstance(on_oxygen, bool) else None,
-            systolic_bp=num("systolic_bp", fresh_since=since),
-            heart_rate=num("heart_rate", fresh_since=since),
+            systolic_bp=sbp,
+            heart_rate=hr,
             consciousness=level,
-            temperature_c=num("temperature_c", fresh_since=since),
+            temperature_c=temp,
             spo2_scale=scale,
         ),
-        qsofa=qsofa(
-            respiratory_rate=num("respiratory_rate", fresh_since=since),
-            systolic_bp=num("systolic_bp", fresh_since=since),
-            consciousness=level,
-        ),
+        qsofa=qsofa(respiratory_rate=rr, systolic_bp=sbp, consciousness=level),
         mews=mews(
-            systolic_bp=num("systolic_bp", fresh_since=since),
-            heart_rate=num("heart_rate", fresh_since=since),
-            respiratory_rate=num("respiratory_rate", fresh_since=since),
-            temperature_c=num("temperature_c", fresh_since=since),
+            systolic_bp=sbp,
+            heart_rate=hr,
+            respiratory_rate=rr,
+            temperature_c=temp,
             consciousness=level,
         )
         if with_mews

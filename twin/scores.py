@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -157,12 +158,36 @@ def _score(name: str, value: float | None, quantum: Decimal, bands: _Bands) -> i
     return None if value is None else _band(_rounded(name, value, quantum), bands)
 
 
+def _banded(name: str, quantum: Decimal, bands: _Bands) -> Callable[[float | None], int | None]:
+    """``_score`` of one parameter and chart, cached by value alone (hashing the
+    chart's bands on every lookup would cost as much as the lookup)."""
+
+    @functools.lru_cache(maxsize=2048)
+    def cached(value: float) -> int:
+        return _band(_rounded(name, value, quantum), bands)
+
+    def score(value: float | None) -> int | None:
+        return None if value is None else cached(value)
+
+    return score
+
+
+_news2_rr = _banded("respiratory_rate", _WHOLE, _NEWS2_RR)
+_news2_sbp = _banded("systolic_bp", _WHOLE, _NEWS2_SBP)
+_news2_hr = _banded("heart_rate", _WHOLE, _NEWS2_HR)
+_news2_temp = _banded("temperature_c", _TENTH, _NEWS2_TEMP)
+# qSOFA's criteria (RR >= 22/min, SBP <= 100 mmHg), as 1 or 0, cached the same way.
+_qsofa_rr = _banded("respiratory_rate", _WHOLE, ((21, 0), (_INF, 1)))
+_qsofa_sbp = _banded("systolic_bp", _WHOLE, ((100, 1), (_INF, 0)))
+
+
 def _acvpu(consciousness: str | None) -> str | None:
     if consciousness is not None and consciousness not in _ACVPU:
         raise ValueError(f"consciousness={consciousness!r}: expected one of A, C, V, P, U")
     return consciousness
 
 
+@functools.lru_cache(maxsize=2048)
 def _news2_spo2(spo2: float, on_oxygen: bool | None, scale: int) -> int | None:
     value = _rounded("spo2", spo2, _WHOLE)
     if spo2 > 100:
@@ -233,19 +258,24 @@ def news2(
     """
     if spo2_scale not in (1, 2):
         raise ValueError(f"spo2_scale={spo2_scale!r}: expected 1 or 2")
-    scored: dict[str, int | None] = {
-        "respiratory_rate": _score("respiratory_rate", respiratory_rate, _WHOLE, _NEWS2_RR),
-        "spo2": None if spo2 is None else _news2_spo2(spo2, on_oxygen, spo2_scale),
-        "air_or_oxygen": None if on_oxygen is None else (2 if on_oxygen else 0),
-        "systolic_bp": _score("systolic_bp", systolic_bp, _WHOLE, _NEWS2_SBP),
-        "heart_rate": _score("heart_rate", heart_rate, _WHOLE, _NEWS2_HR),
-        "consciousness": None
-        if _acvpu(consciousness) is None
-        else (0 if consciousness == "A" else 3),
-        "temperature_c": _score("temperature_c", temperature_c, _TENTH, _NEWS2_TEMP),
-    }
-    subscores = {name: score for name, score in scored.items() if score is not None}
-    missing = tuple(name for name, score in scored.items() if score is None)
+    # In NEWS2_PARAMETERS order (that of ``subscores`` and ``missing``).
+    scored = (
+        _news2_rr(respiratory_rate),
+        None if spo2 is None else _news2_spo2(spo2, on_oxygen, spo2_scale),
+        None if on_oxygen is None else (2 if on_oxygen else 0),
+        _news2_sbp(systolic_bp),
+        _news2_hr(heart_rate),
+        None if _acvpu(consciousness) is None else (0 if consciousness == "A" else 3),
+        _news2_temp(temperature_c),
+    )
+    subscores: dict[str, int] = {}
+    missing_names: list[str] = []
+    for name, score in zip(NEWS2_PARAMETERS, scored, strict=True):
+        if score is None:
+            missing_names.append(name)
+        else:
+            subscores[name] = score
+    missing = tuple(missing_names)
     total = sum(subscores.values())
     red_score = 3 in subscores.values()
     if total >= 7:
@@ -298,17 +328,16 @@ def qsofa(
     mentation: bool | None = None
     if consciousness is not None or gcs is not None:
         mentation = (consciousness not in (None, "A")) or (gcs is not None and gcs < 15)
-    assessed: dict[str, bool | None] = {
-        "respiratory_rate": None
-        if respiratory_rate is None
-        else _rounded("respiratory_rate", respiratory_rate, _WHOLE) >= 22,
-        "systolic_bp": None
-        if systolic_bp is None
-        else _rounded("systolic_bp", systolic_bp, _WHOLE) <= 100,
-        "altered_mentation": mentation,
-    }
-    criteria = {name: met for name, met in assessed.items() if met is not None}
-    missing = tuple(name for name, met in assessed.items() if met is None)
+    rr, sbp = _qsofa_rr(respiratory_rate), _qsofa_sbp(systolic_bp)
+    criteria: dict[str, bool] = {}
+    missing_names: list[str] = []
+    assessed = (None if rr is None else rr == 1, None if sbp is None else sbp == 1, mentation)
+    for name, met in zip(QSOFA_CRITERIA, assessed, strict=True):
+        if met is None:
+            missing_names.append(name)
+        else:
+            criteria[name] = met
+    missing = tuple(missing_names)
     score = sum(criteria.values())
     return QsofaResult(score, criteria, missing, bool(missing), score >= 2)
 

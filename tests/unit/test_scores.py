@@ -259,6 +259,32 @@ def test_news2_properties(**kwargs: Any) -> None:
     )
 
 
+@settings(max_examples=400)
+@given(
+    respiratory_rate=maybe(0, 80),
+    systolic_bp=maybe(20, 300),
+    heart_rate=maybe(0, 300),
+    temperature_c=maybe(25, 45),
+)
+def test_cached_scorers_follow_the_charts(**kwargs: Any) -> None:
+    # The hot path's per-parameter caches give what the chart lookup and the
+    # threshold comparisons on the rounded value give.
+    from twin import scores as s
+
+    whole, tenth = s._WHOLE, s._TENTH
+    rr, sbp = kwargs["respiratory_rate"], kwargs["systolic_bp"]
+    assert s._news2_rr(rr) == s._score("respiratory_rate", rr, whole, s._NEWS2_RR)
+    assert s._news2_sbp(sbp) == s._score("systolic_bp", sbp, whole, s._NEWS2_SBP)
+    hr, temp = kwargs["heart_rate"], kwargs["temperature_c"]
+    assert s._news2_hr(hr) == s._score("heart_rate", hr, whole, s._NEWS2_HR)
+    assert s._news2_temp(temp) == s._score("temperature_c", temp, tenth, s._NEWS2_TEMP)
+    criteria = qsofa(respiratory_rate=rr, systolic_bp=sbp).criteria
+    if rr is not None:
+        assert criteria["respiratory_rate"] is (s._rounded("rr", rr, whole) >= 22)
+    if sbp is not None:
+        assert criteria["systolic_bp"] is (s._rounded("sbp", sbp, whole) <= 100)
+
+
 QSOFA_CASES = [
     ({"respiratory_rate": 21}, "respiratory_rate", False),
     ({"respiratory_rate": 21.49}, "respiratory_rate", False),
