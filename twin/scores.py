@@ -56,6 +56,7 @@ MEWS_PARAMETERS: tuple[str, ...] = (
 _ACVPU = frozenset("ACVPU")
 _WHOLE = Decimal(1)
 _TENTH = Decimal("0.1")
+_EXACT_FRACTION = 2.0**52  # below it, every N + 0.5 is a float
 
 # Bands: (inclusive upper bound, score) in ascending order, at the chart's
 # precision; the last bound is infinite so every value lands in a band.
@@ -141,13 +142,20 @@ class MewsResult:
     partial: bool
 
 
-def _rounded(name: str, value: float, quantum: Decimal) -> Decimal:
+def _rounded(name: str, value: float, quantum: Decimal) -> Decimal | int:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{name}={value!r}: expected a finite, non-negative number")
-    return Decimal(repr(float(value))).quantize(quantum, rounding=ROUND_HALF_UP)
+    x = float(value)
+    if quantum is _WHOLE and x < _EXACT_FRACTION:
+        # To a whole number the printed decimal and the float round alike: N.5 is
+        # a float, so repr(x) >= N.5 exactly when x >= N.5 (and x - floor(x) is
+        # exact). Forecast values, never the same twice, skip Decimal this way.
+        whole = math.floor(x)
+        return whole + 1 if x - whole >= 0.5 else whole
+    return Decimal(repr(x)).quantize(quantum, rounding=ROUND_HALF_UP)
 
 
-def _band(value: Decimal, bands: _Bands) -> int:
+def _band(value: Decimal | int, bands: _Bands) -> int:
     return next(score for upper, score in bands if value <= upper)
 
 

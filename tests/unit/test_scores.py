@@ -285,6 +285,21 @@ def test_cached_scorers_follow_the_charts(**kwargs: Any) -> None:
         assert criteria["systolic_bp"] is (s._rounded("sbp", sbp, whole) <= 100)
 
 
+@settings(max_examples=2000)
+@given(
+    st.floats(min_value=0, max_value=1e6)
+    | st.integers(min_value=0, max_value=10**6).map(lambda n: n + 0.5)
+    | st.integers(min_value=0, max_value=10**6).map(lambda n: math.nextafter(n + 0.5, 0))
+)
+def test_whole_number_rounding_is_half_up_on_the_printed_decimal(value: float) -> None:
+    from decimal import ROUND_HALF_UP, Decimal
+
+    from twin import scores as s
+
+    printed = Decimal(repr(value)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    assert s._rounded("x", value, s._WHOLE) == printed
+
+
 QSOFA_CASES = [
     ({"respiratory_rate": 21}, "respiratory_rate", False),
     ({"respiratory_rate": 21.49}, "respiratory_rate", False),
