@@ -21,6 +21,7 @@ from twin.learning.baseline import BaselineParams
 from twin.learning.codec import VitalSignals
 from twin.learning.drift import SustainedChange
 from twin.learning.forecast import projected_news2_inputs
+from twin.learning.vitals import VITAL_NAMES
 from twin.scores import News2Result, news2
 from twin.state import TwinState
 
@@ -29,6 +30,8 @@ __all__ = ["PREDICTED_RULE", "learned_alerts"]
 PREDICTED_RULE = "news2.predicted"
 _BAND_RANK = {"low": 0, "low-medium": 1, "medium": 2, "high": 3}
 _HORIZONS_S = (1800, 3600)
+_BASELINE_RULES = {v: f"baseline.{v}" for v in VITAL_NAMES}
+_CHANGE_RULES = {v: f"change.{v}" for v in VITAL_NAMES}
 
 
 def learned_alerts(
@@ -38,37 +41,45 @@ def learned_alerts(
     ``current`` is the NEWS2 the twin scores now."""
     out: list[Alert | None] = []
     params = state.patient_models().config.baseline
+    open_alerts = state.open_alerts
     for sig in state.signals:
-        out.append(
-            update_alert(
-                state,
-                cfg,
-                rule=f"baseline.{sig.vital}",
-                kind="baseline_deviation",
-                firing=sig.deviating,
-                severity="low",
-                at=at,
-                now=now,
-                details=partial(_baseline_details, sig, params),
+        vital = sig.vital
+        # A rule that is not firing and has no open episode changes nothing
+        # (update_alert would return None): most readings skip both calls.
+        rule = _BASELINE_RULES.get(vital) or f"baseline.{vital}"
+        if sig.deviating or rule in open_alerts:
+            out.append(
+                update_alert(
+                    state,
+                    cfg,
+                    rule=rule,
+                    kind="baseline_deviation",
+                    firing=sig.deviating,
+                    severity="low",
+                    at=at,
+                    now=now,
+                    details=partial(_baseline_details, sig, params),
+                )
             )
-        )
         change = sig.sustained_change
-        out.append(
-            update_alert(
-                state,
-                cfg,
-                rule=f"change.{sig.vital}",
-                kind="sustained_change",
-                firing=change is not None,
-                severity="low",
-                at=at,
-                now=now,
-                details={} if change is None else partial(_change_details, sig.vital, change),
+        rule = _CHANGE_RULES.get(vital) or f"change.{vital}"
+        if change is not None or rule in open_alerts:
+            out.append(
+                update_alert(
+                    state,
+                    cfg,
+                    rule=rule,
+                    kind="sustained_change",
+                    firing=change is not None,
+                    severity="low",
+                    at=at,
+                    now=now,
+                    details={} if change is None else partial(_change_details, vital, change),
+                )
             )
-        )
     if state.signals and current.band != "high":
         out.append(_predicted(state, cfg, at, now, current))
-    elif state.signals:
+    elif state.signals and PREDICTED_RULE in state.open_alerts:
         # Already at the highest band: nothing left to predict; let an open
         # prediction resolve on its hold time.
         out.append(
@@ -117,14 +128,41 @@ def _predicted(
 ) -> Alert | None:
     # Forecasts of the vitals just observed; the others carry their latest value.
     forecasts = {sig.vital: sig.forecast for sig in state.signals if sig.forecast}
+    # Without forecasts the projection is the current NEWS2 itself (the same
+    # fresh values), which cannot rank above itself: no need to score it.
+    details = _projected_rise(state, cfg, at, current, forecasts) if forecasts else None
+    if details is None and PREDICTED_RULE not in state.open_alerts:
+        return None  # not firing and nothing open: update_alert would change nothing
+    return update_alert(
+        state,
+        cfg,
+        rule=PREDICTED_RULE,
+        kind="predicted_deterioration",
+        firing=details is not None,
+        severity="medium",
+        at=at,
+        now=now,
+        details={} if details is None else details,
+    )
+
+
+def _projected_rise(
+    state: TwinState,
+    cfg: TwinConfig,
+    at: float,
+    current: News2Result,
+    forecasts: dict[str, dict[int, float]],
+) -> dict[str, Any] | None:
+    """The alert details of the first horizon whose projected band is medium or
+    high and above the current one; None when no horizon's is."""
+    since = at - cfg.fresh_s
     latest = {
         k: v
         for k in ("heart_rate", "respiratory_rate", "spo2", "systolic_bp", "temperature_c")
-        if (v := state.number(k, fresh_since=at - cfg.fresh_s)) is not None
+        if (v := state.number(k, fresh_since=since)) is not None
     }
-    oxygen = state.value("on_oxygen", fresh_since=at - cfg.fresh_s)
-    level = state.value("consciousness", fresh_since=at - cfg.fresh_s)
-    firing, details = False, {}
+    oxygen = state.value("on_oxygen", fresh_since=since)
+    level = state.value("consciousness", fresh_since=since)
     for horizon in _HORIZONS_S:
         inputs = projected_news2_inputs(
             forecasts,
@@ -139,8 +177,7 @@ def _predicted(
             projected.band in ("medium", "high")
             and _BAND_RANK[projected.band] > _BAND_RANK[current.band]
         ):
-            firing = True
-            details = {
+            return {
                 "lead_time_minutes": horizon // 60,
                 "projected_news2": projected.total,
                 "projected_band": projected.band,
@@ -151,15 +188,4 @@ def _predicted(
                 "current_band": current.band,
                 "source": "per-vital Holt forecasts scored with RCP NEWS2 (2017)",
             }
-            break
-    return update_alert(
-        state,
-        cfg,
-        rule=PREDICTED_RULE,
-        kind="predicted_deterioration",
-        firing=firing,
-        severity="medium",
-        at=at,
-        now=now,
-        details=details,
-    )
+    return None
