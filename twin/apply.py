@@ -46,6 +46,7 @@ AKI_RULE = "lab.aki"
 LACTATE_RISE_RULE = "lab.lactate_rising"
 WINDOWED_VITALS = ("heart_rate", "respiratory_rate", "spo2", "systolic_bp", "temperature_c")
 _WINDOWED = frozenset(WINDOWED_VITALS)
+_WEARABLE_KEYS = tuple((name, f"wearable.{name}") for name in WEARABLE_FIELDS)
 
 # NEWS2 clinical risk -> alert severity (RCP NEWS2 2017, chart 4): a red score
 # or an aggregate of 5-6 calls for an *urgent* response (medium); 7 or more
@@ -215,12 +216,32 @@ def apply_wearable(
     late = _begin(state, cfg, event.event_id, event.observed_at.timestamp())
     if late is None:
         return None
+    # _set_latest's rule, reading by reading, on (time, value, replaced) triples:
+    # a batch of readings makes one Observation per parameter, not one per reading.
+    latest = state.latest
+    newest: dict[str, tuple[float, Value, bool]] = {}
     for reading in event.iter_readings():
         at = reading.observed_at.timestamp()
-        for name in WEARABLE_FIELDS:
+        for name, key in _WEARABLE_KEYS:
             value = getattr(reading, name)
-            if value is not None:
-                _set_latest(state, f"wearable.{name}", value, at, "wearable")
+            if value is None:
+                continue
+            current = newest.get(key)
+            if current is None:
+                obs = latest.get(key)
+                if obs is not None:
+                    current = (obs.at, obs.value, False)
+            if (
+                current is None
+                or current[0] < at
+                or (current[0] == at and _order(current[1]) <= _order(value))
+            ):
+                newest[key] = (at, value, True)
+            elif key not in newest:
+                newest[key] = current
+    for key, (at, value, replaced) in newest.items():
+        if replaced:
+            latest[key] = Observation(value, at, "wearable")
     return []
 
 
