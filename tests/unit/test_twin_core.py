@@ -726,3 +726,48 @@ def test_busy_twin_encodes_within_2_kib() -> None:
     unlearned = dataclasses.replace(state, learned=None, models=None)
     print(f"\nbusy twin: {len(raw)} bytes encoded, {len(encode_twin(unlearned))} without models")
     assert len(raw) <= 2048
+
+
+# --- wearables ----------------------------------------------------------------------------------
+
+_WEARABLE_READING = st.fixed_dictionaries(
+    {"second": st.integers(0, 4)},
+    optional={
+        "heart_rate": st.sampled_from([60.0, 61.0, 61.0, 75.5]),
+        "steps": st.integers(0, 3),
+        "sleep_stage": st.sampled_from(["awake", "light", "deep", "rem"]),
+    },
+)
+
+
+@settings(max_examples=200)
+@given(
+    batches=st.lists(st.lists(_WEARABLE_READING, min_size=1, max_size=6), min_size=1, max_size=4)
+)
+def test_wearable_batches_set_latest_as_reading_by_reading(
+    batches: list[list[dict[str, Any]]],
+) -> None:
+    # A batch keeps, per parameter, what _set_latest applied to each reading in
+    # turn keeps: the newest, and at the same second the larger value.
+    from schemas.wearables import WearableEvent
+    from twin.apply import _set_latest, apply_wearable
+
+    state, reference = TwinState(PID), TwinState(PID)
+    for i, batch in enumerate(batches):
+        readings = [
+            {"observed_at": ts(r["second"]), **{k: v for k, v in r.items() if k != "second"}}
+            for r in batch
+            if len(r) > 1
+        ]
+        if not readings:
+            continue
+        event = WearableEvent(
+            event_id=f"w{i}", patient_id=PID, observed_at=ts(4), device_id="d", readings=readings
+        )
+        assert apply_wearable(state, event, TwinConfig(), now=10.0) == []
+        for r in event.iter_readings():
+            at = r.observed_at.timestamp()
+            for name in ("heart_rate", "steps", "sleep_stage"):
+                if (value := getattr(r, name)) is not None:
+                    _set_latest(reference, f"wearable.{name}", value, at, "wearable")
+        assert list(state.latest.items()) == list(reference.latest.items())
