@@ -16,6 +16,7 @@ from bench.env import (
     Children,
     Phase,
     bootstrap,
+    cpu_seconds,
     log_events,
     quix_python,
     wait_for_file,
@@ -273,6 +274,7 @@ def latency(children: Children, size: dict[str, Any], rate: int, key: str, res: 
     for f in (sub_out, prod_out, sub_out.with_suffix(".ready")):
         f.unlink(missing_ok=True)
     common = ["--bootstrap", bootstrap(), "--topic"]
+    cpu_before = cpu_seconds(worker.pid)
     sub = children.module(
         f"{key}-sub",
         "bench.latency",
@@ -312,6 +314,8 @@ def latency(children: Children, size: dict[str, Any], rate: int, key: str, res: 
     )
     r.close()
     worker_metrics = _scrape(metrics_port)
+    # The worker's CPU over the run: what a live feed costs per event, idle waits included.
+    worker_cpu = cpu_seconds(worker.pid) - cpu_before
     children.stop(worker)
     raw = got["latencies_ms"] if got else []
     lat = sorted(raw)
@@ -322,6 +326,7 @@ def latency(children: Children, size: dict[str, Any], rate: int, key: str, res: 
         "offered": produced,
         "alerts_received": len(lat),
         "consumed_by_worker": consumed,
+        "worker_cpu_us_per_event": round(worker_cpu / consumed * 1e6, 1) if consumed else None,
         "repeats_dropped": got["repeats"] if got else None,
         # A backlog that grows during the run shows as a later third slower than the first.
         "p50_first_third": _pct(sorted(raw[:third]), 0.5),
@@ -330,7 +335,8 @@ def latency(children: Children, size: dict[str, Any], rate: int, key: str, res: 
         "worker_metrics": worker_metrics,
     }
     (RESULTS / "runs" / f"{key}.json").write_text(json.dumps(lat))
-    print(f"  latency at {rate}/s offered: {res[key]}", flush=True)
+    cpu = res[_run_key(key)]["worker_cpu_us_per_event"]
+    print(f"  latency at {rate}/s offered: {res[key]}; worker CPU {cpu} us/event", flush=True)
 
 
 def memory(children: Children, size: dict[str, Any], timeout: float, res: Results) -> None:

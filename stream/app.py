@@ -66,6 +66,7 @@ def create_app(settings: Settings) -> faust.App:
         eager_delivery=settings.faust_eager_delivery,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         busy_fetch_max_wait_ms=settings.fetch_max_wait_busy_ms,
+        fetch_min_bytes=settings.fetch_min_bytes,
         batch_topics=settings.input_topics() if settings.faust_batch_delivery else (),
         batch_max=settings.batch_max,
     )

@@ -141,6 +141,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # for it; aiokafka reads this attribute when the consumer starts (asserted
         # by tests/unit/test_faust_consumer.py, so an aiokafka rename fails a test).
         consumer._fetch_max_wait_ms = cast(TwinTransport, transport).fetch_max_wait_ms
+        consumer._fetch_min_bytes = cast(TwinTransport, transport).fetch_min_bytes
         return consumer
 
     async def _fetch_records(
@@ -160,6 +161,9 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             fetcher._fetch_max_wait_ms = (
                 transport.busy_fetch_max_wait_ms if busy else transport.fetch_max_wait_ms
             )
+            # Working through a backlog, a fetch that finds less than the minimum
+            # (the backlog just ran out) must not be held for the long wait.
+            fetcher._fetch_min_bytes = 1 if busy else transport.fetch_min_bytes
         return records
 
 
@@ -314,10 +318,12 @@ class TwinTransport(faust_aiokafka.Transport):
         eager_delivery: bool,
         fetch_max_wait_ms: int,
         busy_fetch_max_wait_ms: int,
+        fetch_min_bytes: int = 1,
         batch_topics: Iterable[str] = (),
         batch_max: int = 500,
     ) -> None:
         super().__init__(url, app)
+        self.fetch_min_bytes = fetch_min_bytes
         self.eager_delivery = eager_delivery
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.busy_fetch_max_wait_ms = busy_fetch_max_wait_ms
@@ -331,6 +337,7 @@ def install(
     eager_delivery: bool = True,
     fetch_max_wait_ms: int = 10,
     busy_fetch_max_wait_ms: int = 500,
+    fetch_min_bytes: int = 1,
     batch_topics: Iterable[str] = (),
     batch_max: int = 500,
 ) -> None:
@@ -347,6 +354,7 @@ def install(
         eager_delivery=eager_delivery,
         fetch_max_wait_ms=fetch_max_wait_ms,
         busy_fetch_max_wait_ms=busy_fetch_max_wait_ms,
+        fetch_min_bytes=fetch_min_bytes,
         batch_topics=batch_topics,
         batch_max=batch_max,
     )

@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(
         10, ge=0, le=1500, description="Longest the broker may hold a fetch (live feed)."
     )
+    fetch_min_bytes: int = Field(
+        1,
+        ge=1,
+        description="Bytes the broker may wait for (up to the fetch wait) before answering.",
+    )
     fetch_max_wait_busy_ms: int = Field(
         500, ge=0, le=1500, description="The same while working through a backlog."
     )

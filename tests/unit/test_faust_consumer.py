@@ -42,14 +42,16 @@ async def _waits_for(event: asyncio.Event, log: list[str]) -> str:
 
 async def test_the_worker_consumer_gets_the_short_fetch_wait() -> None:
     app = faust.App("fetch-test", broker="kafka://127.0.0.1:1", web_enabled=False)
-    install(app, fetch_max_wait_ms=7)
+    install(app, fetch_max_wait_ms=7, fetch_min_bytes=2048)
     consumer = app.consumer
     worker = consumer._thread._create_worker_consumer(app.transport)
-    plain = aiokafka.AIOKafkaConsumer(fetch_max_wait_ms=123)
+    plain = aiokafka.AIOKafkaConsumer(fetch_max_wait_ms=123, fetch_min_bytes=321)
     try:
         assert worker._fetch_max_wait_ms == 7
-        # The attribute is the one aiokafka hands its fetcher on start().
+        assert worker._fetch_min_bytes == 2048
+        # The attributes are the ones aiokafka hands its fetcher on start().
         assert plain._fetch_max_wait_ms == 123
+        assert plain._fetch_min_bytes == 321
     finally:
         await worker.stop()
         await plain.stop()
@@ -154,7 +156,7 @@ async def test_the_fetch_wait_follows_the_backlog(monkeypatch: pytest.MonkeyPatc
     from stream.faust_consumer import BUSY_RECORDS
 
     app = faust.App("adaptive-test", broker="kafka://127.0.0.1:1", web_enabled=False)
-    install(app, fetch_max_wait_ms=10, busy_fetch_max_wait_ms=500)
+    install(app, fetch_max_wait_ms=10, busy_fetch_max_wait_ms=500, fetch_min_bytes=4096)
     thread = app.consumer._thread
     sizes = iter([BUSY_RECORDS, 3, BUSY_RECORDS + 1, 0])
 
@@ -166,6 +168,7 @@ async def test_the_fetch_wait_follows_the_backlog(monkeypatch: pytest.MonkeyPatc
 
     class Fetcher:
         _fetch_max_wait_ms = 10
+        _fetch_min_bytes = 4096
 
     class Consumer:
         _fetcher = Fetcher()
@@ -173,8 +176,10 @@ async def test_the_fetch_wait_follows_the_backlog(monkeypatch: pytest.MonkeyPatc
     waits = []
     for _ in range(4):
         await thread._fetch_records(Consumer(), set())
-        waits.append(Consumer._fetcher._fetch_max_wait_ms)
-    assert waits == [500, 10, 500, 10]
+        waits.append((Consumer._fetcher._fetch_max_wait_ms, Consumer._fetcher._fetch_min_bytes))
+    # Live: hold a fetch until 4 KiB or 10 ms; backlog: never hold for data (the
+    # 500 ms only bounds a fetch of partitions that have none).
+    assert waits == [(500, 1), (10, 4096), (500, 1), (10, 4096)]
 
 
 def _record(topic: str, partition: int, offset: int) -> Any:
