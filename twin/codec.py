@@ -66,10 +66,33 @@ def _n(x: float | None) -> float | int | None:
     [3, 2.5, None, 7, 1e+300]
     """
     # The range test also lets NaN and infinities through unchanged (int() of them raises).
+    if type(x) is float:  # the common case, first
+        return int(x) if -_EXACT < x < _EXACT and x.is_integer() else x
     if x is None or type(x) is int or not -_EXACT < x < _EXACT:
         return x
     i = int(x)
     return i if i == x else x
+
+
+def _latest(latest: dict[str, Observation], newest: float) -> dict[int | str, list[Any]]:
+    # The twin's largest part, so _n is inlined for its floats.
+    out: dict[int | str, list[Any]] = {}
+    code = _CODE.get
+    for k, o in latest.items():
+        v: Any = o.value
+        if type(v) is float:
+            if -_EXACT < v < _EXACT and v.is_integer():
+                v = int(v)
+        elif not isinstance(v, str | bool):
+            v = _n(v)
+        ago: Any = newest - o.at
+        if type(ago) is float:
+            if -_EXACT < ago < _EXACT and ago.is_integer():
+                ago = int(ago)
+        else:
+            ago = _n(ago)
+        out[code(k, k)] = [v, ago, _GRADES.index(o.grade)]
+    return out
 
 
 def encode_twin(state: TwinState) -> bytes:
@@ -90,15 +113,8 @@ def encode_twin(state: TwinState) -> bytes:
         "lv": _n(state.last_vitals_at),
         "ne": _n(state.newest_event_at),
         # Times of latest values relative to the newest event: small integers.
-        "l": {
-            _k(k): [
-                o.value if isinstance(o.value, str | bool) else _n(o.value),
-                _n(newest - o.at),
-                _GRADES.index(o.grade),
-            ]
-            for k, o in state.latest.items()
-        },
-        "w": {_k(k): w.to_ints() for k, w in state.windows.items()},
+        "l": _latest(state.latest, newest),
+        "w": {_CODE.get(k, k): w.to_ints() for k, w in state.windows.items()},
         "p": None
         if p is None
         else [p.age, p.sex, p.ward, p.region, p.spo2_scale, p.conditions, _n(p.updated_at)],
@@ -146,7 +162,11 @@ def decode_twin(raw: bytes) -> TwinState:
     return TwinState(
         patient_id=doc["id"],
         latest={
-            _name(k): Observation(v[0], _n(newest - v[1]), _GRADES[v[2]])  # type: ignore[arg-type]
+            (_NAMES[k] if isinstance(k, int) else k): Observation(
+                v[0],
+                _n(newest - v[1]),  # type: ignore[arg-type]
+                _GRADES[v[2]],
+            )
             for k, v in doc["l"].items()
         },
         windows={_name(k): VitalWindow.from_ints(flat) for k, flat in doc["w"].items()},
