@@ -654,3 +654,21 @@ def test_pending_features_come_back_exactly_and_are_kept_compactly() -> None:
     back = pending.outcome("p1", event_at=100.0)
     assert back[0].features == x and list(back[0].features) == list(x)
     assert back[1].features == {"news2_total": 1.0}
+
+
+def test_patient_encoding_is_reused_only_until_models_are_handed_out() -> None:
+    models = PatientModels()
+    for i in range(20):
+        models.observe("heart_rate", 70.0 + i % 3, at=300.0 * i)
+    first = models.encode()
+    assert models.encode() is first  # nothing changed: the same bytes
+    models.observe("heart_rate", 90.0, at=6000.0)
+    second = models.encode()
+    assert second != first
+    models.models("heart_rate").baseline.learn(120.0)  # changed from outside
+    third = models.encode()
+    assert third != second
+    fresh = PatientModels.decode(third)
+    assert fresh.encode() == third
+    fresh.models("heart_rate").baseline.learn(120.0)
+    assert fresh.encode() != third

@@ -150,13 +150,16 @@ class PatientModels:
     (162, True)
     """
 
-    __slots__ = ("_models", "_packed", "config")
+    __slots__ = ("_encoded", "_models", "_packed", "config")
 
     def __init__(self, config: LearningConfig = DEFAULT_CONFIG) -> None:
         self.config = config
         self._models: dict[str, VitalModels] = {}
         # Vitals decoded lazily: their bytes until first use, re-emitted as they were.
         self._packed: dict[str, bytes] = {}
+        # The last encoding, until models are handed out again (a twin is encoded
+        # after every batch that changed it, mostly by events that teach nothing).
+        self._encoded: bytes | None = None
 
     @property
     def vitals(self) -> tuple[str, ...]:
@@ -164,7 +167,11 @@ class PatientModels:
         return tuple(name for name in VITAL_NAMES if name in self._models or name in self._packed)
 
     def models(self, vital: str) -> VitalModels:
-        """The models of ``vital``, decoded or created empty on first use."""
+        """The models of ``vital``, decoded or created empty on first use.
+
+        They may be changed until the next :meth:`encode`; after it, ask again.
+        """
+        self._encoded = None  # the caller may change them
         models = self._models.get(vital)
         if models is not None:
             return models
@@ -226,6 +233,8 @@ class PatientModels:
 
     def encode(self) -> bytes:
         """The compact versioned encoding (see the module docstring)."""
+        if self._encoded is not None:
+            return self._encoded
         mask = 0
         out = bytearray(_HEADER.size)
         for bit, name in enumerate(VITAL_NAMES):
@@ -240,7 +249,8 @@ class PatientModels:
                 continue
             mask |= 1 << bit
         _HEADER.pack_into(out, 0, LEARNED_STATE_VERSION, mask)
-        return bytes(out)
+        self._encoded = encoded = bytes(out)
+        return encoded
 
     @classmethod
     def decode(cls, raw: bytes, config: LearningConfig = DEFAULT_CONFIG) -> Self:
