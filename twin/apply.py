@@ -100,16 +100,19 @@ def apply_vitals(
     # kind: a lab or outcome consumed ahead of the vitals (topics are fetched
     # independently, and a backlog reorders them) must not silence the vitals.
     late = state.last_vitals_at is not None and at < state.last_vitals_at - cfg.lateness_s
+    windows = state.windows
+    values: dict[str, float] = {}  # the windowed vitals, for the learned models
     for name in VITAL_FIELDS:
         value = getattr(event, name)
         if value is None:
             continue
         _set_latest(state, name, value, at, "bedside")
         if name in _WINDOWED:
-            window = state.windows.get(name)
+            reading = values[name] = float(value)
+            window = windows.get(name)
             if window is None:
-                window = state.windows[name] = VitalWindow()
-            window.add(at, float(value))
+                window = windows[name] = VitalWindow()
+            window.add(at, reading)
     in_order = state.last_vitals_at is None or at > state.last_vitals_at
     newest_vitals = at if state.last_vitals_at is None else max(state.last_vitals_at, at)
     state.last_vitals_at = newest_vitals
@@ -122,27 +125,27 @@ def apply_vitals(
         # but does not teach baselines, change detectors or forecasters.
         # The NEWS2 vitals only: diastolic pressure is windowed by nothing and
         # scored by nothing, and its models would cost 160 bytes per twin.
-        values = {
-            n: float(v) for n in WINDOWED_VITALS if (v := getattr(event, n, None)) is not None
-        }
         state.signals = state.patient_models().observe_many(values, at)
     # MEWS raises no alert; it is computed on demand (API), not on the hot path.
     assessment = state.assessment = assess(state, cfg, newest_vitals, with_mews=False)
     alerts = _vitals_alerts(state, cfg, assessment, now)
-    stale = update_alert(
-        state,
-        cfg,
-        rule=STALE_RULE,
-        kind="stale_data",
-        firing=False,
-        severity="low",
-        at=newest_vitals,
-        now=now,
-        details={},
-        hold_s=0.0,
-    )
-    if stale is not None:
-        alerts.append(stale)
+    # Rules that are not firing change nothing unless an episode is open (here
+    # and below: update_alert would return None).
+    if STALE_RULE in state.open_alerts:
+        stale = update_alert(
+            state,
+            cfg,
+            rule=STALE_RULE,
+            kind="stale_data",
+            firing=False,
+            severity="low",
+            at=newest_vitals,
+            now=now,
+            details={},
+            hold_s=0.0,
+        )
+        if stale is not None:
+            alerts.append(stale)
     alerts.extend(learned_alerts(state, cfg, newest_vitals, now, assessment.news2))
     alerts.extend(due_reminders(state, cfg, at=newest_vitals, now=now))
     return alerts
@@ -169,38 +172,41 @@ def _vitals_alerts(state: TwinState, cfg: TwinConfig, a: Assessment, now: float)
         }
 
     out = []
-    news = update_alert(
-        state,
-        cfg,
-        rule=NEWS2_RULE,
-        kind="deterioration",
-        firing=n.band in _BAND_SEVERITY,
-        severity=_BAND_SEVERITY.get(n.band, "low"),
-        at=a.at,
-        now=now,
-        details=details,
-    )
-    if news is not None:
-        out.append(news)
+    firing = n.band in _BAND_SEVERITY
+    if firing or NEWS2_RULE in state.open_alerts:
+        news = update_alert(
+            state,
+            cfg,
+            rule=NEWS2_RULE,
+            kind="deterioration",
+            firing=firing,
+            severity=_BAND_SEVERITY.get(n.band, "low"),
+            at=a.at,
+            now=now,
+            details=details,
+        )
+        if news is not None:
+            out.append(news)
     q = a.qsofa
-    sepsis = update_alert(
-        state,
-        cfg,
-        rule=QSOFA_RULE,
-        kind="sepsis_risk",
-        firing=q.positive,
-        severity="medium",
-        at=a.at,
-        now=now,
-        details=lambda: {
-            "qsofa": q.score,
-            "criteria": dict(q.criteria),
-            "missing": list(q.missing),
-            "source": "qSOFA >= 2, Seymour et al. JAMA 2016 (Sepsis-3)",
-        },
-    )
-    if sepsis is not None:
-        out.append(sepsis)
+    if q.positive or QSOFA_RULE in state.open_alerts:
+        sepsis = update_alert(
+            state,
+            cfg,
+            rule=QSOFA_RULE,
+            kind="sepsis_risk",
+            firing=q.positive,
+            severity="medium",
+            at=a.at,
+            now=now,
+            details=lambda: {
+                "qsofa": q.score,
+                "criteria": dict(q.criteria),
+                "missing": list(q.missing),
+                "source": "qSOFA >= 2, Seymour et al. JAMA 2016 (Sepsis-3)",
+            },
+        )
+        if sepsis is not None:
+            out.append(sepsis)
     return out
 
 
