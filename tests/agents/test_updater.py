@@ -265,23 +265,56 @@ class GatedSink(ListSink):
         await super().send(topic, items)
 
 
-async def test_outputs_are_sent_in_the_background_one_batch_in_flight() -> None:
+async def test_outputs_are_sent_in_the_background_a_few_batches_in_flight() -> None:
+    from stream.updater import SENDS_IN_FLIGHT
+
     settings, store, sink = Settings(alert_hold_minutes=0), MemoryTwinStore(8), GatedSink()
     up = TwinUpdater(settings, store, sink)
-    await up.process([env(0, vitals("p1", 0, spo2=90))])  # opens an alert
-    # Committed (twin and outbox in the store), not yet sent: the batch is done anyway.
-    assert store._part(0).outbox and "twin.alerts" not in sink.sent
+    # Alternately open and resolve (20 min apart, past the 15 min cooldown).
+    batches = [
+        [env(i, vitals("p1", 20 * i, spo2=90 if i % 2 == 0 else 97))]
+        for i in range(SENDS_IN_FLIGHT + 1)
+    ]
+    for batch in batches[:SENDS_IN_FLIGHT]:
+        await up.process(batch)  # committed, outputs not yet sent: done anyway
+    assert len(store._part(0).outbox) == SENDS_IN_FLIGHT and "twin.alerts" not in sink.sent
     assert await up.drain(wait_s=0.05) is False
-    # The next batch of the partition commits, then waits for the send in flight.
-    second = asyncio.ensure_future(up.process([env(1, vitals("p1", 20, spo2=97))]))
+    # One more batch of the partition commits, then waits for the oldest send.
+    last = asyncio.ensure_future(up.process(batches[-1]))
     await asyncio.sleep(0.05)
-    assert not second.done() and up.counters.consumed == 2
+    assert not last.done() and up.counters.consumed == SENDS_IN_FLIGHT + 1
     sink.gate.set()
-    await second
+    await last
     assert await up.drain(wait_s=5) is True
     statuses = [orjson.loads(v)["status"] for _, v in sink.sent["twin.alerts"]]
-    assert statuses == ["open", "resolved"]  # in commit order
+    assert statuses == ["open", "resolved"] * (SENDS_IN_FLIGHT // 2) + ["open"]  # commit order
     assert store._part(0).outbox == []  # acknowledged once sent
+
+
+class FirstSendGated(GatedSink):
+    """Only the first send waits for the gate: later batches' sends finish first."""
+
+    async def send(self, topic: str, items: Sequence[tuple[bytes | None, bytes]]) -> None:
+        self.started += 1
+        if self.started == 1:
+            await self.gate.wait()
+        await ListSink.send(self, topic, items)
+
+
+async def test_a_later_send_finishing_first_does_not_ack_an_earlier_batch() -> None:
+    settings, store, sink = Settings(alert_hold_minutes=0), MemoryTwinStore(8), FirstSendGated()
+    up = TwinUpdater(settings, store, sink)
+    await up.process([env(0, vitals("p1", 0, spo2=90))])  # open: its send waits
+    await up.process([env(1, vitals("p1", 20, spo2=97))])  # resolved: sent at once
+    await asyncio.sleep(0.05)
+    assert [orjson.loads(v)["status"] for _, v in sink.sent["twin.alerts"]] == ["resolved"]
+    # The open alert is not sent yet, so it stays in the stored outbox: a crash now
+    # and the next owner sends it. The later batch's ack waits for it.
+    stored = [orjson.loads(o[1:].partition(b"\n")[2])["status"] for o in store._part(0).outbox]
+    assert stored == ["open", "resolved"]
+    sink.gate.set()
+    assert await up.drain(wait_s=5) is True
+    assert store._part(0).outbox == []
 
 
 async def test_a_send_left_in_flight_is_resent_by_the_next_owner() -> None:
