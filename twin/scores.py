@@ -156,7 +156,10 @@ def _rounded(name: str, value: float, quantum: Decimal) -> Decimal | int:
 
 
 def _band(value: Decimal | int, bands: _Bands) -> int:
-    return next(score for upper, score in bands if value <= upper)
+    for upper, score in bands:
+        if value <= upper:
+            return score
+    raise AssertionError("the last band is unbounded")  # pragma: no cover
 
 
 @functools.lru_cache(maxsize=8192)
@@ -166,16 +169,14 @@ def _score(name: str, value: float | None, quantum: Decimal, bands: _Bands) -> i
     return None if value is None else _band(_rounded(name, value, quantum), bands)
 
 
-def _banded(name: str, quantum: Decimal, bands: _Bands) -> Callable[[float | None], int | None]:
-    """``_score`` of one parameter and chart, cached by value alone (hashing the
-    chart's bands on every lookup would cost as much as the lookup)."""
+def _banded(name: str, quantum: Decimal, bands: _Bands) -> Callable[[float], int]:
+    """``_score`` of one parameter and chart for a value that is not None, cached
+    by the value alone (hashing the chart's bands on every lookup would cost as
+    much as the lookup)."""
 
     @functools.lru_cache(maxsize=2048)
-    def cached(value: float) -> int:
+    def score(value: float) -> int:
         return _band(_rounded(name, value, quantum), bands)
-
-    def score(value: float | None) -> int | None:
-        return None if value is None else cached(value)
 
     return score
 
@@ -268,13 +269,13 @@ def news2(
         raise ValueError(f"spo2_scale={spo2_scale!r}: expected 1 or 2")
     # In NEWS2_PARAMETERS order (that of ``subscores`` and ``missing``).
     scored = (
-        _news2_rr(respiratory_rate),
+        None if respiratory_rate is None else _news2_rr(respiratory_rate),
         None if spo2 is None else _news2_spo2(spo2, on_oxygen, spo2_scale),
         None if on_oxygen is None else (2 if on_oxygen else 0),
-        _news2_sbp(systolic_bp),
-        _news2_hr(heart_rate),
+        None if systolic_bp is None else _news2_sbp(systolic_bp),
+        None if heart_rate is None else _news2_hr(heart_rate),
         None if _acvpu(consciousness) is None else (0 if consciousness == "A" else 3),
-        _news2_temp(temperature_c),
+        None if temperature_c is None else _news2_temp(temperature_c),
     )
     subscores: dict[str, int] = {}
     missing_names: list[str] = []
@@ -336,10 +337,13 @@ def qsofa(
     mentation: bool | None = None
     if consciousness is not None or gcs is not None:
         mentation = (consciousness not in (None, "A")) or (gcs is not None and gcs < 15)
-    rr, sbp = _qsofa_rr(respiratory_rate), _qsofa_sbp(systolic_bp)
+    assessed = (
+        None if respiratory_rate is None else _qsofa_rr(respiratory_rate) == 1,
+        None if systolic_bp is None else _qsofa_sbp(systolic_bp) == 1,
+        mentation,
+    )
     criteria: dict[str, bool] = {}
     missing_names: list[str] = []
-    assessed = (None if rr is None else rr == 1, None if sbp is None else sbp == 1, mentation)
     for name, met in zip(QSOFA_CRITERIA, assessed, strict=True):
         if met is None:
             missing_names.append(name)
