@@ -11,6 +11,7 @@ the same ``alert_id`` and a ``details.reminder`` counter.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ SEVERITY_RANK: dict[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "c
 _REMINDS = frozenset({"high", "critical"})
 
 
+@functools.lru_cache(maxsize=4096)  # an open episode's reminders and acks ask again
 def alert_id(patient_id: str, rule: str, episode: int) -> str:
     """Deterministic id of one episode of one rule for one patient.
 
