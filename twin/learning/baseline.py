@@ -146,7 +146,9 @@ class PersonalBaseline:
     def learn(self, value: float) -> None:
         """Teach ``value`` unconditionally (river's ``update``), bypassing the filter."""
         n = self._n + 1 if self._n < _COUNT_LIMIT else self._n
-        f = max(self.params.fading_factor, 1.0 / n)
+        f = self.params.fading_factor
+        if 1.0 / n > f:  # max(f, 1/n), without the builtin's call
+            f = 1.0 / n
         self._mean = f * value + (1.0 - f) * self._mean
         self._sq = f * (value * value) + (1.0 - f) * self._sq
         self._n = n
@@ -154,7 +156,12 @@ class PersonalBaseline:
     def update(self, value: float) -> BaselineReading:
         """Score ``value`` against the baseline, then learn it unless anomalous."""
         p = self.params
-        mean, std = self._mean, self.std
+        # self.std inlined: max(sqrt(max(variance, 0)), min_std), ties keeping the first.
+        mean = self._mean
+        variance = self._sq - mean * mean
+        std = math.sqrt(0.0 if variance < 0.0 else variance)
+        if p.min_std > std:
+            std = p.min_std
         if self._n < p.warmup:
             z: float | None = None
         elif std:

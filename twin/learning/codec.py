@@ -197,7 +197,11 @@ class PatientModels:
             raise ValueError(f"{vital}={value!r} at {at!r}: expected finite numbers")
         m = self.models(vital)
         reading = m.baseline.update(value)
-        scale = max(m.drift.params.scale, reading.std) if reading.trusted else None
+        scale: float | None = None
+        if reading.trusted:  # max(scale, std), ties keeping the first
+            scale = m.drift.params.scale
+            if reading.std > scale:
+                scale = reading.std
         change = m.drift.update(value, at, scale)
         if change is not None and self.config.rebase_on_change:
             m.baseline.rebase(change.level)

@@ -161,7 +161,10 @@ class SustainedChangeDetector:
         ph.delta, ph.threshold = p.delta * s, p.threshold * s
         if ph._x_mean.n and not ph.drift_detected:  # after an alarm PageHinkley resets first
             ref, reach = ph._x_mean.get(), p.clip * s
-            ph.update(min(max(value, ref - reach), ref + reach))
+            # min(max(value, ref - reach), ref + reach), without the builtins' calls
+            low, high = ref - reach, ref + reach
+            clipped = low if low > value else value
+            ph.update(high if high < clipped else clipped)
         else:
             ph.update(value)
         # The level before a change is only known once the running mean has

@@ -123,7 +123,10 @@ class VitalForecaster:
     def update(self, value: float, at: float) -> None:
         """Learn one reading taken at event time ``at``."""
         p = self.params
-        y = min(max(value, p.low), p.high)
+        # min(max(value, low), high), without the builtins' calls
+        y = p.low if p.low > value else value
+        if p.high < y:
+            y = p.high
         if self._count and at - self._step_at < p.min_step_s:
             if self._count < _MAX_COUNT:
                 self._count += 1
@@ -166,9 +169,16 @@ class VitalForecaster:
         level, trend = self._hw.level[-1], self._hw.trend[-1]
         tau = p.trend_damping_s
         out: dict[int, float] = {}
+        low, high = p.low, p.high
         for horizon in horizons_s:
             reach = horizon if tau is None else tau * -math.expm1(-horizon / tau)
-            out[horizon] = float(min(max(level + reach / self._interval * trend, p.low), p.high))
+            y = level + reach / self._interval * trend
+            # min(max(y, low), high), ties keeping the first, without the builtins
+            if low > y:
+                y = low
+            if high < y:
+                y = high
+            out[horizon] = float(y)
         return out
 
     def to_bytes(self) -> bytes:
