@@ -33,7 +33,7 @@ from typing import Self
 
 from twin.learning.errors import LearnedStateError
 
-__all__ = ["BaselineParams", "BaselineReading", "PersonalBaseline"]
+__all__ = ["BaselineParams", "BaselineReading", "PersonalBaseline", "ReadingFields"]
 
 # mean, mean of squares, taught readings, signed run of readings beyond k SD.
 _STATE = struct.Struct("<ddIh")
@@ -73,6 +73,10 @@ class BaselineReading:
     deviating: bool
     mean: float
     std: float
+
+
+ReadingFields = tuple[float | None, bool, bool, bool, float, float]
+"""The fields of a :class:`BaselineReading`, in order."""
 
 
 class PersonalBaseline:
@@ -155,6 +159,11 @@ class PersonalBaseline:
 
     def update(self, value: float) -> BaselineReading:
         """Score ``value`` against the baseline, then learn it unless anomalous."""
+        return BaselineReading(*self.update_fields(value))
+
+    def update_fields(self, value: float) -> ReadingFields:
+        """:meth:`update`, returning the reading's fields as a plain tuple (the
+        patient models' hot path copies them into their own signals)."""
         p = self.params
         # self.std inlined: max(sqrt(max(variance, 0)), min_std), ties keeping the first.
         mean = self._mean
@@ -179,7 +188,7 @@ class PersonalBaseline:
         else:
             run = 0
         self._run = run
-        return BaselineReading(z, z is not None, anomalous, abs(run) >= p.deviation_n, mean, std)
+        return z, z is not None, anomalous, abs(run) >= p.deviation_n, mean, std
 
     def rebase(self, level: float) -> None:
         """Move the mean to ``level`` after a confirmed sustained change.

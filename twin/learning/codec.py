@@ -196,12 +196,12 @@ class PatientModels:
         if not (math.isfinite(value) and math.isfinite(at)):
             raise ValueError(f"{vital}={value!r} at {at!r}: expected finite numbers")
         m = self.models(vital)
-        reading = m.baseline.update(value)
+        z, trusted, anomalous, deviating, mean, std = m.baseline.update_fields(value)
         scale: float | None = None
-        if reading.trusted:  # max(scale, std), ties keeping the first
+        if trusted:  # max(scale, std), ties keeping the first
             scale = m.drift.params.scale
-            if reading.std > scale:
-                scale = reading.std
+            if std > scale:
+                scale = std
         change = m.drift.update(value, at, scale)
         if change is not None and self.config.rebase_on_change:
             m.baseline.rebase(change.level)
@@ -210,12 +210,12 @@ class PatientModels:
             vital,
             value,
             at,
-            reading.z,
-            reading.trusted,
-            reading.anomalous,
-            reading.deviating,
-            reading.mean,
-            reading.std,
+            z,
+            trusted,
+            anomalous,
+            deviating,
+            mean,
+            std,
             m.drift.drift_detected,
             change,
             m.forecaster.forecast(self.config.horizons_s),
