@@ -11,11 +11,11 @@ Example::
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
-from schemas.base import EventId, PatientId, SourceName, WireModel, check_plausible
+from schemas.base import EventId, PatientId, SourceName, WireModel, plausible
 
 __all__ = ["PLAUSIBLE_VITALS", "VITAL_FIELDS", "Consciousness", "VitalsEvent"]
 
@@ -35,6 +35,15 @@ PLAUSIBLE_VITALS: dict[str, tuple[float, float, str]] = {
 
 VITAL_FIELDS: tuple[str, ...] = (*PLAUSIBLE_VITALS, "consciousness", "on_oxygen")
 
+_HeartRate = Annotated[float, plausible("heart_rate", PLAUSIBLE_VITALS["heart_rate"])]
+_RespiratoryRate = Annotated[
+    float, plausible("respiratory_rate", PLAUSIBLE_VITALS["respiratory_rate"])
+]
+_SpO2 = Annotated[float, plausible("spo2", PLAUSIBLE_VITALS["spo2"])]
+_SystolicBP = Annotated[float, plausible("systolic_bp", PLAUSIBLE_VITALS["systolic_bp"])]
+_DiastolicBP = Annotated[float, plausible("diastolic_bp", PLAUSIBLE_VITALS["diastolic_bp"])]
+_TemperatureC = Annotated[float, plausible("temperature_c", PLAUSIBLE_VITALS["temperature_c"])]
+
 
 class VitalsEvent(WireModel):
     """One set of bedside observations for one patient at one event time."""
@@ -43,21 +52,16 @@ class VitalsEvent(WireModel):
     patient_id: PatientId
     observed_at: AwareDatetime = Field(description="Event time, ISO 8601 with offset.")
     source: SourceName | None = None
-    heart_rate: float | None = Field(None, description="Pulse, beats per minute (bpm).")
-    respiratory_rate: float | None = Field(None, description="Breaths per minute.")
-    spo2: float | None = Field(None, description="Peripheral oxygen saturation, %.")
-    systolic_bp: float | None = Field(None, description="Systolic blood pressure, mmHg.")
-    diastolic_bp: float | None = Field(None, description="Diastolic blood pressure, mmHg.")
-    temperature_c: float | None = Field(None, description="Body temperature, degrees Celsius.")
+    heart_rate: _HeartRate | None = Field(None, description="Pulse, beats per minute (bpm).")
+    respiratory_rate: _RespiratoryRate | None = Field(None, description="Breaths per minute.")
+    spo2: _SpO2 | None = Field(None, description="Peripheral oxygen saturation, %.")
+    systolic_bp: _SystolicBP | None = Field(None, description="Systolic blood pressure, mmHg.")
+    diastolic_bp: _DiastolicBP | None = Field(None, description="Diastolic blood pressure, mmHg.")
+    temperature_c: _TemperatureC | None = Field(
+        None, description="Body temperature, degrees Celsius."
+    )
     consciousness: Consciousness | None = Field(None, description="ACVPU level.")
     on_oxygen: bool | None = Field(None, description="Receiving supplemental oxygen.")
-
-    @field_validator(*PLAUSIBLE_VITALS)
-    @classmethod
-    def _plausible(cls, value: float | None, info: ValidationInfo) -> float | None:
-        low, high, unit = PLAUSIBLE_VITALS[str(info.field_name)]
-        check_plausible(str(info.field_name), value, low, high, unit)
-        return value
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:

@@ -23,11 +23,11 @@ yields :class:`WearableReading` objects for both, in time order.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
-from schemas.base import EventId, PatientId, SourceName, WireModel, check_plausible
+from schemas.base import EventId, PatientId, SourceName, WireModel, plausible
 from schemas.vitals import PLAUSIBLE_VITALS
 
 __all__ = [
@@ -57,27 +57,30 @@ PLAUSIBLE_WEARABLE: dict[str, tuple[float, float, str]] = {
 
 WEARABLE_FIELDS: tuple[str, ...] = (*PLAUSIBLE_WEARABLE, "sleep_stage")
 
+_HeartRate = Annotated[float, plausible("heart_rate", PLAUSIBLE_WEARABLE["heart_rate"])]
+_SpO2 = Annotated[float, plausible("spo2", PLAUSIBLE_WEARABLE["spo2"])]
+_Steps = Annotated[int, Field(ge=0), plausible("steps", PLAUSIBLE_WEARABLE["steps"])]
+_SkinTemperatureC = Annotated[
+    float, plausible("skin_temperature_c", PLAUSIBLE_WEARABLE["skin_temperature_c"])
+]
+_HrvRmssdMs = Annotated[float, plausible("hrv_rmssd_ms", PLAUSIBLE_WEARABLE["hrv_rmssd_ms"])]
+
 
 class _Measurements(WireModel):
     """The measurement fields shared by a single event and a batched reading."""
 
-    heart_rate: float | None = Field(None, description="Pulse, beats per minute (bpm).")
-    spo2: float | None = Field(None, description="Peripheral oxygen saturation, %.")
-    steps: int | None = Field(
-        None, ge=0, description="Steps counted in the interval ending at observed_at."
+    heart_rate: _HeartRate | None = Field(None, description="Pulse, beats per minute (bpm).")
+    spo2: _SpO2 | None = Field(None, description="Peripheral oxygen saturation, %.")
+    steps: _Steps | None = Field(
+        None, description="Steps counted in the interval ending at observed_at."
     )
-    skin_temperature_c: float | None = Field(None, description="Skin temperature, degrees C.")
-    hrv_rmssd_ms: float | None = Field(
+    skin_temperature_c: _SkinTemperatureC | None = Field(
+        None, description="Skin temperature, degrees C."
+    )
+    hrv_rmssd_ms: _HrvRmssdMs | None = Field(
         None, description="Heart-rate variability, RMSSD of successive RR intervals, ms."
     )
     sleep_stage: SleepStage | None = Field(None, description="Device-estimated sleep stage.")
-
-    @field_validator(*PLAUSIBLE_WEARABLE)
-    @classmethod
-    def _plausible(cls, value: float | None, info: ValidationInfo) -> float | None:
-        low, high, unit = PLAUSIBLE_WEARABLE[str(info.field_name)]
-        check_plausible(str(info.field_name), value, low, high, unit)
-        return value
 
     def _has_measurement(self) -> bool:
         return any(getattr(self, name) is not None for name in WEARABLE_FIELDS)
