@@ -25,7 +25,7 @@ twice, the last few seconds of examples; twins and offsets never do.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -33,7 +33,13 @@ from redis.exceptions import ResponseError
 
 from stream import metrics
 from stream.autopipeline import AutoPipeline
-from stream.store import PartitionClaim, StaleEpochError, StoreError, StoreRolledBackError
+from stream.store import (
+    BatchCommit,
+    PartitionClaim,
+    StaleEpochError,
+    StoreError,
+    StoreRolledBackError,
+)
 
 __all__ = ["RedisTwinStore"]
 
@@ -174,45 +180,28 @@ class RedisTwinStore:
         values = cast(list[bytes | None], await self._auto.execute("MGET", *keys))
         return {p: v for p, v in zip(patient_ids, values, strict=True) if v is not None}
 
-    async def commit_batch(
-        self,
-        partition: int,
-        epoch: int,
-        twins: Mapping[str, bytes],
-        offsets: Mapping[str, int],
-        outbox: Sequence[bytes] = (),
-        last_vitals: Mapping[str, float | None] | None = None,
-        counters: Mapping[str, int] | None = None,
-        expected_offsets: Mapping[str, int] | None = None,
-        new_ids: Collection[str] | None = None,
-    ) -> int:
-        """Commit one batch atomically; return the outbox's end (absolute position).
-
-        ``expected_offsets``: the applied offsets the caller last saw (its claim
-        plus its own commits). A stored offset below one of them means Redis
-        lost acknowledged writes (:class:`StoreRolledBackError`); above, that
-        someone else committed (:class:`StaleEpochError`).
-        """
+    async def commit_batch(self, batch: BatchCommit) -> int:
+        """Commit one batch in one Lua script; return the outbox's end (absolute position)."""
+        partition = batch.partition
         names = ("epoch", "offsets", "outbox", "patients", "lastvitals", "counters", "outbox_acked")
         keys = [self.key(partition, n) for n in names]
-        args: list[str | int | float | bytes] = [epoch, len(offsets)]
-        for topic, offset in offsets.items():
+        args: list[str | int | float | bytes] = [batch.epoch, len(batch.offsets)]
+        for topic, offset in batch.offsets.items():
             args += [topic, offset]
-        expected_offsets = expected_offsets or {}
-        args.append(len(expected_offsets))
-        for topic, offset in expected_offsets.items():
+        args.append(len(batch.expected_offsets))
+        for topic, offset in batch.expected_offsets.items():
             args += [topic, offset]
-        args.append(len(outbox))
-        args.extend(outbox)
-        last_vitals = last_vitals or {}
-        args.append(len(last_vitals))
-        for pid, at in last_vitals.items():
+        args.append(len(batch.outbox))
+        args.extend(batch.outbox)
+        args.append(len(batch.last_vitals))
+        for pid, at in batch.last_vitals.items():
             args += [pid, "-" if at is None else repr(float(at))]
-        counters = {k: v for k, v in (counters or {}).items() if v}
+        counters = {k: v for k, v in batch.counters.items() if v}
         args.append(len(counters))
         for name, n in counters.items():
             args += [name, n]
-        for pid, raw in twins.items():
+        new_ids = batch.new_ids
+        for pid, raw in batch.twins.items():
             keys.append(self.twin_key(partition, pid))
             # Only a new twin joins the partition's patient set (saves a command per twin).
             args += [pid, "1" if new_ids is None or pid in new_ids else "0", raw]

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from stream.redis_store import RedisTwinStore
 
 __all__ = [
+    "BatchCommit",
     "MemoryTwinStore",
     "PartitionClaim",
     "RedisTwinStore",
@@ -72,6 +73,32 @@ class PartitionClaim:
     ``ack_outbox(partition, epoch, outbox_start + len(outbox))``."""
 
 
+@dataclass(frozen=True, slots=True)
+class BatchCommit:
+    """One partition's micro-batch, as :meth:`TwinStore.commit_batch` writes it at once."""
+
+    partition: int
+    epoch: int
+    """The claim's epoch: a newer claim fences this commit off (:class:`StaleEpochError`)."""
+    twins: Mapping[str, bytes]
+    """Encoded twins changed by the batch, by patient id."""
+    offsets: Mapping[str, int]
+    """The batch's last applied offset per topic; each must be past the stored one."""
+    outbox: Sequence[bytes] = ()
+    """Outputs to send once committed (alerts, dead letters), appended to the outbox."""
+    last_vitals: Mapping[str, float | None] = field(default_factory=dict)
+    """Newest vitals event time per patient for the stale-data index (None: drop)."""
+    counters: Mapping[str, int] = field(default_factory=dict)
+    """Increments of the partition's counters (consumed, applied, dead.<reason>, ...)."""
+    expected_offsets: Mapping[str, int] = field(default_factory=dict)
+    """The applied offsets the caller last saw (its claim plus its own commits). A
+    stored offset below one of them means the store lost acknowledged writes
+    (:class:`StoreRolledBackError`); above, that someone else committed
+    (:class:`StaleEpochError`)."""
+    new_ids: Collection[str] | None = None
+    """Patients new to the partition (None: treat every twin as possibly new)."""
+
+
 class TwinStore(Protocol):
     """Where twins live between batches."""
 
@@ -79,18 +106,10 @@ class TwinStore(Protocol):
 
     async def load_twins(self, partition: int, patient_ids: Sequence[str]) -> dict[str, bytes]: ...
 
-    async def commit_batch(
-        self,
-        partition: int,
-        epoch: int,
-        twins: Mapping[str, bytes],
-        offsets: Mapping[str, int],
-        outbox: Sequence[bytes] = (),
-        last_vitals: Mapping[str, float | None] | None = None,
-        counters: Mapping[str, int] | None = None,
-        expected_offsets: Mapping[str, int] | None = None,
-        new_ids: Collection[str] | None = None,
-    ) -> int: ...
+    async def commit_batch(self, batch: BatchCommit) -> int:
+        """Write ``batch`` atomically, or nothing; return the outbox's end (the
+        absolute position after its last output)."""
+        ...
 
     async def applied_offsets(self, partition: int) -> dict[str, int]: ...
 
@@ -144,38 +163,28 @@ class MemoryTwinStore:
         twins = self._part(partition).twins
         return {pid: twins[pid] for pid in patient_ids if pid in twins}
 
-    async def commit_batch(
-        self,
-        partition: int,
-        epoch: int,
-        twins: Mapping[str, bytes],
-        offsets: Mapping[str, int],
-        outbox: Sequence[bytes] = (),
-        last_vitals: Mapping[str, float | None] | None = None,
-        counters: Mapping[str, int] | None = None,
-        expected_offsets: Mapping[str, int] | None = None,
-        new_ids: Collection[str] | None = None,
-    ) -> int:
+    async def commit_batch(self, batch: BatchCommit) -> int:
+        partition = batch.partition
         part = self._part(partition)
-        if part.epoch != epoch:
-            raise StaleEpochError(f"partition {partition}: epoch {epoch} != {part.epoch}")
-        for topic, offset in (expected_offsets or {}).items():
+        if part.epoch != batch.epoch:
+            raise StaleEpochError(f"partition {partition}: epoch {batch.epoch} != {part.epoch}")
+        for topic, offset in batch.expected_offsets.items():
             if part.offsets.get(topic, -1) < offset:
                 raise StoreRolledBackError(f"partition {partition}: offset of {topic} went back")
             if part.offsets.get(topic, -1) > offset:
                 raise StaleEpochError(f"partition {partition}: offset of {topic} moved on")
-        for topic, offset in offsets.items():
+        for topic, offset in batch.offsets.items():
             if offset <= part.offsets.get(topic, -1):
                 raise StaleEpochError(f"partition {partition}: offset of {topic} went back")
-        part.twins.update(twins)
-        part.offsets.update(offsets)
-        part.outbox.extend(outbox)
-        for pid, at in (last_vitals or {}).items():
+        part.twins.update(batch.twins)
+        part.offsets.update(batch.offsets)
+        part.outbox.extend(batch.outbox)
+        for pid, at in batch.last_vitals.items():
             if at is None:
                 part.last_vitals.pop(pid, None)
             else:
                 part.last_vitals[pid] = at
-        for name, n in (counters or {}).items():
+        for name, n in batch.counters.items():
             part.counters[name] = part.counters.get(name, 0) + n
         return part.outbox_acked + len(part.outbox)
 

@@ -42,7 +42,7 @@ from stream import metrics
 from stream.handlers import APPLIERS, Decoded, decoders_for
 from stream.ports import Envelope, OutputSink
 from stream.settings import Settings
-from stream.store import StaleEpochError, StoreRolledBackError, TwinStore
+from stream.store import BatchCommit, StaleEpochError, StoreRolledBackError, TwinStore
 from twin.apply import check_stale
 from twin.codec import CodecError, decode_twin, encode_twin
 from twin.learning.anomaly import PopulationAnomalyModel
@@ -405,15 +405,17 @@ class TwinUpdater:
         if offsets or changed or counts["replay_skipped"]:
             try:
                 end = await self.store.commit_batch(
-                    partition,
-                    part.epoch,
-                    {pid: encode_twin(t) for pid, t in changed.items()},
-                    offsets,
-                    outbox,
-                    last_vitals,
-                    {_COUNTER_NAMES.get(k, f"dead.{k}"): v for k, v in counts.items()},
-                    expected_offsets=part.offsets,
-                    new_ids=created,
+                    BatchCommit(
+                        partition,
+                        part.epoch,
+                        {pid: encode_twin(t) for pid, t in changed.items()},
+                        offsets,
+                        outbox,
+                        last_vitals,
+                        {_COUNTER_NAMES.get(k, f"dead.{k}"): v for k, v in counts.items()},
+                        expected_offsets=part.offsets,
+                        new_ids=created,
+                    )
                 )
             except StaleEpochError:
                 # Another claim superseded ours: drop our view, send nothing.

@@ -10,7 +10,7 @@ import pytest
 
 from stream.ports import Envelope
 from stream.settings import Settings
-from stream.store import MemoryTwinStore
+from stream.store import BatchCommit, MemoryTwinStore
 from stream.updater import TwinUpdater
 from twin.codec import decode_twin
 
@@ -341,7 +341,9 @@ async def test_a_twin_this_worker_cannot_read_blocks_nothing(
     claim = await store.claim_partition(0)
     # Silent for 10 h: the stale-data scan reads it too.
     await store.commit_batch(
-        0, claim.epoch, {"p-old": old}, {"twin.vitals": 0}, last_vitals={"p-old": T0 - 36_000}
+        BatchCommit(
+            0, claim.epoch, {"p-old": old}, {"twin.vitals": 0}, last_vitals={"p-old": T0 - 36_000}
+        )
     )
     up = TwinUpdater(settings, store, sink)
     await up.process(

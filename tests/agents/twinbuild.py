@@ -19,7 +19,7 @@ from stream.api import create_api
 from stream.api.acks import MemoryAckPublisher
 from stream.api.feed import AlertFeed
 from stream.settings import Settings
-from stream.store import MemoryTwinStore
+from stream.store import BatchCommit, MemoryTwinStore
 from twin.alerting import alert_id
 from twin.apply import apply_profile, apply_vitals
 from twin.codec import encode_twin
@@ -92,11 +92,13 @@ async def build_store(
     for partition, twins in parts.items():
         claim = await store.claim_partition(partition)
         await store.commit_batch(
-            partition,
-            claim.epoch,
-            twins,
-            {settings.topic_vitals: len(twins)},
-            counters={"consumed": len(twins), "applied": len(twins), "dead.invalid": 1},
+            BatchCommit(
+                partition,
+                claim.epoch,
+                twins,
+                {settings.topic_vitals: len(twins)},
+                counters={"consumed": len(twins), "applied": len(twins), "dead.invalid": 1},
+            )
         )
     return store
 

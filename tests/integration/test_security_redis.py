@@ -19,7 +19,7 @@ from redis.exceptions import AuthenticationError, ConnectionError, NoPermissionE
 from stream import services
 from stream.api.probes import RedisProbe
 from stream.security import REDIS_COMMANDS
-from stream.store import RedisTwinStore, StaleEpochError
+from stream.store import BatchCommit, RedisTwinStore, StaleEpochError
 
 pytestmark = pytest.mark.integration
 
@@ -59,13 +59,15 @@ async def _exercise(store: RedisTwinStore) -> None:
     claim = await store.claim_partition(1)
     offsets = {"twin.vitals": claim.offsets.get("twin.vitals", -1) + 1}
     await store.commit_batch(
-        1,
-        claim.epoch,
-        {"p-acl-1": b"twin-bytes"},
-        offsets,
-        outbox=[b"alert-1", b"alert-2"],
-        last_vitals={"p-acl-1": 1000.0},
-        counters={"consumed": 1, "applied": 1},
+        BatchCommit(
+            1,
+            claim.epoch,
+            {"p-acl-1": b"twin-bytes"},
+            offsets,
+            outbox=[b"alert-1", b"alert-2"],
+            last_vitals={"p-acl-1": 1000.0},
+            counters={"consumed": 1, "applied": 1},
+        )
     )
     assert await store.load_twins(1, ["p-acl-1", "p-none"]) == {"p-acl-1": b"twin-bytes"}
     assert await store.get_twin("p-acl-1") == b"twin-bytes"
@@ -75,7 +77,7 @@ async def _exercise(store: RedisTwinStore) -> None:
     again = await store.claim_partition(1)
     assert again.outbox == [] and again.offsets == offsets
     with pytest.raises(StaleEpochError):  # the fencing script runs under the ACL too
-        await store.commit_batch(1, claim.epoch, {}, {"twin.vitals": 99})
+        await store.commit_batch(BatchCommit(1, claim.epoch, {}, {"twin.vitals": 99}))
     assert (await store.counters())["consumed"] >= 1
 
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from stream.store import MemoryTwinStore, RedisTwinStore, TwinStore
+from stream.store import BatchCommit, MemoryTwinStore, RedisTwinStore, TwinStore
 from tests.conftest import Services
 
 pytestmark = pytest.mark.integration
@@ -31,8 +31,8 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[TwinStore]:
 async def test_a_repeated_or_late_ack_trims_only_what_it_names(store: TwinStore) -> None:
     claim = await store.claim_partition(2)
     assert (claim.outbox, claim.outbox_start) == ([], 0)
-    end1 = await store.commit_batch(2, claim.epoch, {}, {"v": 0}, outbox=[b"a1", b"a2"])
-    end2 = await store.commit_batch(2, claim.epoch, {}, {"v": 1}, outbox=[b"b1"])
+    end1 = await store.commit_batch(BatchCommit(2, claim.epoch, {}, {"v": 0}, [b"a1", b"a2"]))
+    end2 = await store.commit_batch(BatchCommit(2, claim.epoch, {}, {"v": 1}, [b"b1"]))
     assert (end1, end2) == (2, 3)
     # Batch 1's ack arrives twice (a retry after a timeout), after batch 2 committed.
     await store.ack_outbox(2, claim.epoch, end1)
@@ -47,4 +47,4 @@ async def test_a_repeated_or_late_ack_trims_only_what_it_names(store: TwinStore)
     final = await store.claim_partition(2)
     assert (final.outbox, final.outbox_start) == ([], 3)
     # Positions keep counting after the outbox empties.
-    assert await store.commit_batch(2, final.epoch, {}, {"v": 2}, outbox=[b"c1"]) == 4
+    assert await store.commit_batch(BatchCommit(2, final.epoch, {}, {"v": 2}, [b"c1"])) == 4
