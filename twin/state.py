@@ -125,7 +125,10 @@ class TwinState:
 
     def number(self, name: str, *, fresh_since: float | None = None) -> float | None:
         """Like :meth:`value`, for numeric parameters only."""
-        v = self.value(name, fresh_since=fresh_since)
+        obs = self.latest.get(name)  # value() inlined: the scores read five a reading
+        if obs is None or (fresh_since is not None and obs.at < fresh_since):
+            return None
+        v = obs.value
         return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
     def seen(self, event_id: str, window: int) -> bool:
