@@ -77,7 +77,7 @@ class Settings(BaseSettings):
         10, ge=0, le=1500, description="Longest the broker may hold a fetch (live feed)."
     )
     fetch_min_bytes: int = Field(
-        1,
+        32_768,
         ge=1,
         description="Bytes the broker may wait for (up to the fetch wait) before answering.",
     )

@@ -508,7 +508,8 @@ class TwinUpdater:
     ) -> dict[str, str]:
         """Load the ``wanted`` twins not in memory; return those stored in a form this
         worker cannot read (patient id -> why), which stay out of memory untouched."""
-        missing = sorted(wanted - part.twins.keys())
+        twins = part.twins
+        missing = sorted(pid for pid in wanted if pid not in twins)
         unreadable: dict[str, str] = {}
         if missing:
             for pid, raw in (await self.store.load_twins(partition, missing)).items():
