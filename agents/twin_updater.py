@@ -44,9 +44,15 @@ async def update_twins(stream: Any) -> None:
     # up by a handful of small batches per round: p50 6.5 s at 2,000/s), but not
     # so many that a backlog makes one round hold the event loop for seconds.
     most = 4 * settings.partitions if settings.faust_batch_delivery else settings.batch_max
+    # And at most this many records go to the updater at once: the twins a batch
+    # creates stay in memory until it commits (taking whole rounds of new patients,
+    # a worker loading 100,000 of them peaked at 1.1 GB RSS instead of 0.7).
+    cap = settings.batch_max * settings.partitions
     async for events in stream.take_events(most, within=within):
+        records = envelopes(events)
         try:
-            await runtime.updater.process(envelopes(events))
+            for start in range(0, len(records), cap):
+                await runtime.updater.process(records[start : start + cap])
         except StoreRolledBackError as exc:
             # Our consumer position is past records the store lost. Only a rebalance
             # rewinds it (stream.app rewinds to the store's offsets): stop the worker
