@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TypeVar
 
 __all__ = [
     "MEWS_PARAMETERS",
@@ -210,6 +211,27 @@ def _news2_spo2(spo2: float, on_oxygen: bool | None, scale: int) -> int | None:
     return _band(value, _NEWS2_SPO2_2_ON_O2) if on_oxygen else 0
 
 
+_V = TypeVar("_V")
+
+
+def _present_and_missing(
+    names: Sequence[str], values: Sequence[_V | None]
+) -> tuple[dict[str, _V], tuple[str, ...]]:
+    """The named values that are there, and the names of those that are not (None).
+
+    >>> _present_and_missing(("a", "b", "c"), (1, None, 0))
+    ({'a': 1, 'c': 0}, ('b',))
+    """
+    present: dict[str, _V] = {}
+    missing: list[str] = []
+    for name, value in zip(names, values, strict=True):
+        if value is None:
+            missing.append(name)
+        else:
+            present[name] = value
+    return present, tuple(missing)
+
+
 def news2(
     *,
     respiratory_rate: float | None = None,
@@ -277,14 +299,7 @@ def news2(
         None if _acvpu(consciousness) is None else (0 if consciousness == "A" else 3),
         None if temperature_c is None else _news2_temp(temperature_c),
     )
-    subscores: dict[str, int] = {}
-    missing_names: list[str] = []
-    for name, score in zip(NEWS2_PARAMETERS, scored, strict=True):
-        if score is None:
-            missing_names.append(name)
-        else:
-            subscores[name] = score
-    missing = tuple(missing_names)
+    subscores, missing = _present_and_missing(NEWS2_PARAMETERS, scored)
     total = sum(subscores.values())
     red_score = 3 in subscores.values()
     if total >= 7:
@@ -342,14 +357,7 @@ def qsofa(
         None if systolic_bp is None else _qsofa_sbp(systolic_bp) == 1,
         mentation,
     )
-    criteria: dict[str, bool] = {}
-    missing_names: list[str] = []
-    for name, met in zip(QSOFA_CRITERIA, assessed, strict=True):
-        if met is None:
-            missing_names.append(name)
-        else:
-            criteria[name] = met
-    missing = tuple(missing_names)
+    criteria, missing = _present_and_missing(QSOFA_CRITERIA, assessed)
     score = sum(criteria.values())
     return QsofaResult(score, criteria, missing, bool(missing), score >= 2)
 
