@@ -253,7 +253,7 @@ class TwinConsumer(faust_aiokafka.Consumer):
         """Faust's gap bookkeeping, without rebuilding the tree for every batch.
 
         Faust adds each gap and then rebuilds the partition's interval tree
-        (``merge_overlaps``): fine for the rare gap of a compacted topic, ~10 % of
+        (``merge_overlaps``): fine for the rare gap of a compacted topic, ~5 % of
         a live worker's CPU when every batch message leaves one (py-spy). A
         batch's gap starts where the previous batch's message ended, so it
         usually extends the last interval; anything else takes Faust's path.
