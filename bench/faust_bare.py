@@ -24,6 +24,7 @@ import orjson
 
 from bench.probe import Probe, add_probe_arguments
 from stream.faust_consumer import RecordBatch
+from stream.settings import FAUST_DATADIR
 
 
 def main() -> None:
@@ -44,6 +45,7 @@ def main() -> None:
         args.group,
         broker=f"kafka://{args.bootstrap}",
         store="memory://",
+        datadir=FAUST_DATADIR,  # not the current directory
         web_enabled=False,  # no HTTP port: several bench processes may run at once
         consumer_auto_offset_reset="earliest",
     )

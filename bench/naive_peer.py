@@ -100,7 +100,7 @@ def main() -> None:
 
     from schemas.decode import Rejection
     from stream.handlers import APPLIERS, decoders_for
-    from stream.settings import get_settings
+    from stream.settings import FAUST_DATADIR, get_settings
     from twin.state import TwinState
 
     settings = get_settings()
@@ -111,6 +111,7 @@ def main() -> None:
         settings.consumer_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
+        datadir=FAUST_DATADIR,  # not the current directory
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
     )

@@ -15,7 +15,7 @@ from faust.transport.consumer import Consumer
 
 from stream.faust_consumer import install as install_consumer
 from stream.kafka import kafka_client_options
-from stream.settings import Settings, get_settings
+from stream.settings import FAUST_DATADIR, Settings, get_settings
 from stream.store import TwinStore, open_store
 from stream.updater import TwinUpdater
 
@@ -49,6 +49,7 @@ def create_app(settings: Settings) -> faust.App:
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
         broker_credentials=credentials,
         store="memory://",
+        datadir=FAUST_DATADIR,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         web_enabled=False,

@@ -6,6 +6,7 @@ only; they are ``SecretStr`` so they never print.
 
 from __future__ import annotations
 
+import tempfile
 from functools import lru_cache
 from typing import Literal
 
@@ -14,7 +15,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from twin.config import TwinConfig
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["FAUST_DATADIR", "Settings", "get_settings"]
+
+#: Faust's working folder. Its default, ``{conf.name}-data``, is made in the
+#: current directory; twins live in Redis and tables in memory, so nothing in
+#: it needs to survive and it goes to the temporary folder instead.
+FAUST_DATADIR = f"{tempfile.gettempdir()}/twinstream-faust/{{conf.name}}-data"
 
 
 class Settings(BaseSettings):
