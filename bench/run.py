@@ -118,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     children = Children(logs)
     started_services = services.pid_of("kafka") is None or services.pid_of("redis") is None
     wanted = set(filter(None, args.only.split(",")))
+    # A full run is latest.json, a --quick one latest-quick.json; an --only run
+    # never overwrites either.
+    stem = "latest" if mode == "full" else "latest-quick"
+    out = RESULTS / f"{stem}.json" if not wanted else RESULTS / "runs" / f"partial-{mode}.json"
     t0 = time.monotonic()
 
     def step(name: str, fn: Any, *a: Any) -> None:
@@ -138,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             res["errors"][name] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
         finally:
-            report.write_json(res)
+            report.write_json(res, out)
 
     try:
         print(
@@ -171,9 +175,9 @@ def main(argv: list[str] | None = None) -> int:
             services.down()
         res["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
         res["wall_seconds"] = round(time.monotonic() - t0)
-        report.write_json(res)
+        report.write_json(res, out)
         try:
-            report.plot(res)
+            report.plot(res, out.with_suffix(".png"))
         except Exception as exc:  # a missing plot must not hide the figures
             print(f"plot failed: {exc}", file=sys.stderr)
     report.table(res)

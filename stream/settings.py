@@ -20,7 +20,7 @@ __all__ = ["FAUST_DATADIR", "Settings", "get_settings"]
 #: Faust's working folder. Its default, ``{conf.name}-data``, is made in the
 #: current directory; twins live in Redis and tables in memory, so nothing in
 #: it needs to survive and it goes to the temporary folder instead.
-FAUST_DATADIR = f"{tempfile.gettempdir()}/twinstream-faust/{{conf.name}}-data"
+FAUST_DATADIR = f"{tempfile.gettempdir()}/twinstream-faust-{{conf.name}}-data"
 
 
 class Settings(BaseSettings):
