@@ -37,12 +37,19 @@ class WindowStats:
 
 
 class VitalWindow:
-    """Buckets of one vital, sorted by slot, in one flat ``array('i')``."""
+    """Buckets of one vital, sorted by slot, in one flat ``array('i')``.
 
-    __slots__ = ("data",)
+    Change ``data`` only through :meth:`add`: it also drops the encoded form
+    that :meth:`to_ints` keeps between changes.
+    """
+
+    __slots__ = ("_ints", "data")
 
     def __init__(self, data: array[int] | None = None) -> None:
         self.data: array[int] = data if data is not None else array("i")
+        # to_ints() until the next add(): a twin is encoded after every event,
+        # and most events leave most of its windows as they were.
+        self._ints: list[int] | None = None
 
     def add(self, at: float, value: float) -> None:
         """Add a reading; readings 6 h or more before the newest are ignored.
@@ -59,6 +66,7 @@ class VitalWindow:
         newest = d[-_W] if d else slot
         if slot <= newest - SLOTS:
             return
+        self._ints = None
         for i in range(len(d) - _W, -1, -_W):
             s = d[i]
             if s == slot:
@@ -115,19 +123,30 @@ class VitalWindow:
         )
 
     def to_ints(self) -> list[int]:
-        """Compact flat form (see the module docstring), for MessagePack."""
+        """Compact flat form (see the module docstring), for MessagePack.
+
+        The list is kept until the next :meth:`add`: read it, do not change it.
+        """
+        out = self._ints
+        if out is not None:
+            return out
         d = self.data
         if not d:
-            return []
-        out = [d[0]]
+            out = self._ints = []
+            return out
         prev = d[0]
+        out = [prev]
         for i in range(0, len(d), _W):
-            slot, n, total, lo, hi = d[i : i + _W]
-            out += (slot - prev, n, total)
+            slot = d[i]
+            n = d[i + 1]
+            total = d[i + 2]
             if n > 1:
                 floor_mean = total // n
-                out += (floor_mean - lo, hi - floor_mean)
+                out += (slot - prev, n, total, floor_mean - d[i + 3], d[i + 4] - floor_mean)
+            else:
+                out += (slot - prev, n, total)
             prev = slot
+        self._ints = out
         return out
 
     @classmethod

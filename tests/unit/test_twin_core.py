@@ -661,6 +661,19 @@ def test_codec_round_trip(data: st.DataObject, events: list[BaseModel]) -> None:
     assert encode_twin(back) == encode_twin(state)
 
 
+@settings(max_examples=40, deadline=None)
+@given(events=event_sequences(max_size=16, span_s=12 * 3600, profiles=True))
+def test_a_twin_encoded_after_every_event_encodes_as_one_built_at_once(
+    events: list[BaseModel],
+) -> None:
+    """What the codec keeps encoded between events (windows, learned models) never goes stale."""
+    state = TwinState(PID)
+    for i, event in enumerate(events):
+        apply(state, event)
+        built_at_once, _ = apply_all(events[: i + 1])
+        assert encode_twin(state) == encode_twin(built_at_once)
+
+
 def busy_twin() -> TwinState:
     """A day on the ward: vitals every 15 min, four lab rounds, a profile, open alerts."""
     state = TwinState(PID)
