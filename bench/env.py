@@ -26,6 +26,7 @@ __all__ = [
     "BENCH_DEFAULTS",
     "Children",
     "Phase",
+    "clean_up",
     "cpu_seconds",
     "log_events",
     "read_rss_mb",
@@ -54,6 +55,53 @@ def bootstrap() -> str:
 
 def redis_url() -> str:
     return f"redis://127.0.0.1:{os.environ['TWIN_LOCAL_REDIS_PORT']}/0"
+
+
+def clean_up(run_id: str | None = None) -> tuple[int, int]:
+    """Delete bench topics (``bench.*``, and Faust's ``bench-*``) and Redis keys
+    (``b<run>*``): of run ``run_id``, or of every run but this one when None
+    (runs killed before their own clean-up). Return (topics, keys) deleted.
+
+    Every run makes 50-100 topics of 8 partitions, each partition some open
+    files in the broker: left in place, a few hundred runs took the bench's
+    broker past its open-file limit ("Too many open files") and it died.
+    """
+    import asyncio
+
+    import redis
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    def ours(name: str) -> bool:
+        if run_id is not None:
+            return name.startswith((f"bench.{run_id}.", f"bench-{run_id}-"))
+        return name.startswith(("bench.", "bench-")) and name[6:12] != RUN_ID
+
+    async def topics() -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(), request_timeout_ms=120_000)
+        await admin.start()
+        try:
+            doomed = sorted(t for t in await admin.list_topics() if ours(t))
+            for i in range(0, len(doomed), 200):
+                await admin.delete_topics(doomed[i : i + 200], timeout_ms=120_000)
+            return len(doomed)
+        finally:
+            await admin.close()
+
+    deleted_topics = asyncio.run(topics())
+    r = redis.Redis.from_url(redis_url())
+    keys = 0
+    pattern = f"b{run_id}*" if run_id is not None else "b??????*"
+    batch: list[bytes] = []
+    for key in r.scan_iter(match=pattern, count=5000):
+        if run_id is None and key[1:7] == RUN_ID.encode():
+            continue
+        batch.append(key)
+        if len(batch) >= 5000:
+            keys += r.unlink(*batch)
+            batch.clear()
+    if batch:
+        keys += r.unlink(*batch)
+    return deleted_topics, keys
 
 
 @dataclass

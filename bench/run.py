@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.env import RESULTS, RUN_ID, Children, Phase, apply_defaults
+from bench.env import RESULTS, RUN_ID, Children, Phase, apply_defaults, clean_up
 
 SIZES: dict[str, dict[str, Any]] = {
     "quick": {
@@ -74,6 +74,10 @@ def _code_version() -> dict[str, Any]:
 
 def _stop_on_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+#: The phases that read the main input (the others make their own).
+MAIN_INPUT_PHASES = {"twinstream", "bare", "naive", "profile", "two_workers"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,9 +155,14 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         services.up()
+        old = clean_up()  # earlier runs' topics and keys (a run killed before its own)
+        if any(old):
+            print(f"deleted {old[0]} topics and {old[1]} Redis keys of earlier runs", flush=True)
         main_phase = Phase("main")
-        n = phases.load_main(main_phase, size, args.data, res)
-        print(f"loaded {n} messages: {res['inputs']['by_kind']}", flush=True)
+        n = 0
+        if not wanted or wanted & MAIN_INPUT_PHASES:
+            n = phases.load_main(main_phase, size, args.data, res)
+            print(f"loaded {n} messages: {res['inputs']['by_kind']}", flush=True)
         tw_timeout = size["tw_timeout"]
         step("twinstream", phases.twinstream, children, main_phase, n, tw_timeout, res)
         step("bare", phases.bare_consumers, children, main_phase, n, size["consumer_deadline"], res)
@@ -171,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; cleaning up", file=sys.stderr)
     finally:
         children.stop_all()
+        try:
+            clean_up(RUN_ID)
+        except Exception as exc:  # the figures matter more than the clean-up
+            print(f"clean-up failed: {exc}", file=sys.stderr)
         if started_services and not args.keep_services:
             services.down()
         res["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
