@@ -9,6 +9,7 @@ from typing import Any
 from faust.types import EventT
 
 from stream.app import app, input_channel, runtime, settings
+from stream.batching import ready_batches
 from stream.faust_consumer import RecordBatch
 from stream.ports import Envelope
 from stream.store import StoreRolledBackError
@@ -37,7 +38,7 @@ def envelopes(events: Sequence[EventT[Any]]) -> list[Envelope]:
 @app.agent(input_channel, name="twin-updater")
 async def update_twins(stream: Any) -> None:
     """Apply every input record to its twin, exactly once (see stream.updater)."""
-    within = settings.batch_within_ms / 1000
+    linger = settings.batch_within_ms / 1000
     # With batch delivery an event is up to batch_max records of one partition and
     # fetch. A fetch from a live feed brings a few records per partition: count
     # events generously (taking one per partition, a worker that fell behind caught
@@ -48,7 +49,9 @@ async def update_twins(stream: Any) -> None:
     # creates stay in memory until it commits (taking whole rounds of new patients,
     # a worker loading 100,000 of them peaked at 1.1 GB RSS instead of 0.7).
     cap = settings.batch_max * settings.partitions
-    async for events in stream.take_events(most, within=within):
+    # A batch is what arrived while the previous one was processed (ready_batches),
+    # not what a timer collected: no batch waits with its events ready.
+    async for events in ready_batches(stream, most, linger):
         records = envelopes(events)
         try:
             for start in range(0, len(records), cap):

@@ -72,7 +72,12 @@ class Settings(BaseSettings):
     hot_twins: int = Field(
         10_000, ge=1, description="Twins a worker keeps decoded in memory (LRU), all partitions."
     )
-    batch_within_ms: int = Field(10, ge=1, description="Longest wait to fill a batch.")
+    batch_within_ms: int = Field(
+        0,
+        ge=0,
+        description="Longest wait for more events after a batch's first (0: a batch is"
+        " what arrived while the previous one was processed).",
+    )
     faust_eager_delivery: bool = Field(
         True, description="Hand messages to the agent without Faust's per-message tasks."
     )
