@@ -26,8 +26,10 @@ __all__ = ["CODEC_VERSION", "CodecError", "decode_twin", "encode_twin"]
 
 CODEC_VERSION = 6
 _GRADES: tuple[SourceGrade, ...] = ("bedside", "wearable", "lab")
+_GRADE_CODE = {grade: i for i, grade in enumerate(_GRADES)}
 _COMPRESS_OVER = 1536
 _EXACT = 2**53  # floats within this are exact integers when whole
+_BELOW_EXACT = -_EXACT  # negated once here, not at every test
 
 # Rule names and parameter names stored as small integers (append only: the
 # position is the code). Names not listed are stored as strings.
@@ -41,6 +43,12 @@ _NAMES: tuple[str, ...] = (
     *_VITALS, "diastolic_bp", "consciousness", "on_oxygen",
 )  # fmt: skip
 _CODE = {name: i for i, name in enumerate(_NAMES)}
+
+# One packer for every encoding (msgpack.packb builds one per call). Like
+# msgpack's own packers it is not thread-safe: encode_twin is called from one
+# thread at a time (the worker's event loop); encoding from several threads
+# at once would need a packer per thread.
+_pack = msgpack.Packer(use_bin_type=True).pack
 
 
 def _k(name: str) -> int | str:
@@ -67,8 +75,8 @@ def _n(x: float | None) -> float | int | None:
     """
     # The range test also lets NaN and infinities through unchanged (int() of them raises).
     if type(x) is float:  # the common case, first
-        return int(x) if -_EXACT < x < _EXACT and x.is_integer() else x
-    if x is None or type(x) is int or not -_EXACT < x < _EXACT:
+        return int(x) if _BELOW_EXACT < x < _EXACT and x.is_integer() else x
+    if x is None or type(x) is int or not _BELOW_EXACT < x < _EXACT:
         return x
     i = int(x)
     return i if i == x else x
@@ -78,20 +86,22 @@ def _latest(latest: dict[str, Observation], newest: float) -> dict[int | str, li
     # The twin's largest part, so _n is inlined for its floats.
     out: dict[int | str, list[Any]] = {}
     code = _CODE.get
+    grade = _GRADE_CODE.__getitem__
+    low, high = _BELOW_EXACT, _EXACT
     for k, o in latest.items():
         v: Any = o.value
         if type(v) is float:
-            if -_EXACT < v < _EXACT and v.is_integer():
+            if low < v < high and v.is_integer():
                 v = int(v)
         elif not isinstance(v, str | bool):
             v = _n(v)
         ago: Any = newest - o.at
         if type(ago) is float:
-            if -_EXACT < ago < _EXACT and ago.is_integer():
+            if low < ago < high and ago.is_integer():
                 ago = int(ago)
         else:
             ago = _n(ago)
-        out[code(k, k)] = [v, ago, _GRADES.index(o.grade)]
+        out[code(k, k)] = [v, ago, grade(o.grade)]
     return out
 
 
@@ -141,7 +151,7 @@ def encode_twin(state: TwinState) -> bytes:
         "k": [_n(state.risk), _n(state.risk_at), _n(state.anomaly), _n(state.first_event_at)],
         "o": state.outcomes,
     }
-    packed = bytes(msgpack.packb(doc, use_bin_type=True))
+    packed: bytes = _pack(doc)
     return zlib.compress(packed, 1) if len(packed) > _COMPRESS_OVER else packed
 
 

@@ -674,6 +674,16 @@ def test_a_twin_encoded_after_every_event_encodes_as_one_built_at_once(
         assert encode_twin(state) == encode_twin(built_at_once)
 
 
+def test_a_twin_that_cannot_be_encoded_leaves_the_next_encoding_intact() -> None:
+    """The codec reuses one MessagePack packer: a failed encoding must not leave bytes in it."""
+    state, _ = apply_all([vitals(f"v{i}", T0 + i * 15 * MIN, **NORMAL) for i in range(4)])
+    before = encode_twin(state)
+    broken = dataclasses.replace(state, outcomes={"in_hospital_death": object()})  # type: ignore[dict-item]
+    with pytest.raises(TypeError):
+        encode_twin(broken)
+    assert encode_twin(state) == before
+
+
 def busy_twin() -> TwinState:
     """A day on the ward: vitals every 15 min, four lab rounds, a profile, open alerts."""
     state = TwinState(PID)
