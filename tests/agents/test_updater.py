@@ -251,6 +251,31 @@ async def test_hot_twins_are_bounded(parts: tuple[Settings, MemoryTwinStore, Lis
     assert twin.events_applied == 2 and twin.latest["heart_rate"].value == 90
 
 
+async def test_a_cycle_over_more_patients_than_fit_still_finds_some_twins_hot() -> None:
+    # Three twins fit per partition; four patients report in turn, one event per
+    # batch. Least-recently-used eviction would drop each twin just before its
+    # next event and load every one from the store.
+    store = MemoryTwinStore(8)
+    up = TwinUpdater(Settings(hot_twins=8 * 3), store, ListSink())
+    loaded: list[str] = []
+    load = store.load_twins
+
+    async def counting(partition: int, pids: Sequence[str]) -> dict[str, bytes]:
+        loaded.extend(pids)
+        return await load(partition, pids)
+
+    store.load_twins = counting  # type: ignore[method-assign]
+    rounds = 30
+    for i in range(4 * rounds):
+        pid = f"c{i % 4}"
+        await up.process([env(i, vitals(pid, i, heart_rate=70 + i % 7))])
+        assert len(up._parts[0].twins) <= 3
+    assert len(loaded) < 0.6 * 4 * rounds  # with LRU eviction: 120 of 120
+    for n in range(4):  # and nothing was lost on the way out and back
+        twin = decode_twin(await store.get_twin(f"c{n}") or b"")
+        assert twin.events_applied == rounds
+
+
 class GatedSink(ListSink):
     """A sink whose sends wait until the test opens the gate (a slow broker)."""
 
