@@ -105,6 +105,18 @@ def _latest(latest: dict[str, Observation], newest: float) -> dict[int | str, li
     return out
 
 
+def _observations(encoded: dict[int | str, list[Any]], newest: float) -> dict[str, Observation]:
+    """Inverse of :func:`_latest`."""
+    out: dict[str, Observation] = {}
+    names, grades = _NAMES, _GRADES
+    for k, v in encoded.items():
+        at: Any = newest - v[1]
+        if type(at) is not int:  # _n inlined: times are mostly whole seconds, ints here
+            at = _n(at)
+        out[names[k] if isinstance(k, int) else k] = Observation(v[0], at, grades[v[2]])
+    return out
+
+
 def encode_twin(state: TwinState) -> bytes:
     """Serialise ``state`` (folding its live learned models into ``state.learned``).
 
@@ -171,14 +183,7 @@ def decode_twin(raw: bytes) -> TwinState:
     newest = doc["ne"] or 0.0
     return TwinState(
         patient_id=doc["id"],
-        latest={
-            (_NAMES[k] if isinstance(k, int) else k): Observation(
-                v[0],
-                _n(newest - v[1]),  # type: ignore[arg-type]
-                _GRADES[v[2]],
-            )
-            for k, v in doc["l"].items()
-        },
+        latest=_observations(doc["l"], newest),
         windows={_name(k): VitalWindow.from_ints(flat) for k, flat in doc["w"].items()},
         profile=None if p is None else Profile(p[0], p[1], p[2], p[3], p[4], list(p[5]), p[6]),
         lab_history={k: [(t, v) for t, v in h] for k, h in doc["lh"].items()},

@@ -159,22 +159,23 @@ class VitalWindow:
         >>> VitalWindow.from_ints(w.to_ints()) == w
         True
         """
-        data = array("i")
+        rows: list[int] = []  # one array built at the end: cheaper than extending it
         if flat:
             slot = flat[0]
             i = 1
-            while i < len(flat):
+            end = len(flat)
+            while i < end:
                 slot += flat[i]
-                n, total = flat[i + 1], flat[i + 2]
-                i += 3
+                n = flat[i + 1]
+                total = flat[i + 2]
                 if n > 1:
                     floor_mean = total // n
-                    lo, hi = floor_mean - flat[i], floor_mean + flat[i + 1]
-                    i += 2
+                    rows += (slot, n, total, floor_mean - flat[i + 3], floor_mean + flat[i + 4])
+                    i += 5
                 else:
-                    lo = hi = total
-                data.extend((slot, n, total, lo, hi))
-        return cls(data)
+                    rows += (slot, n, total, total, total)
+                    i += 3
+        return cls(array("i", rows))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, VitalWindow) and self.data == other.data
