@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / "runs").mkdir(parents=True, exist_ok=True)
     logs = RESULTS / "logs"
     logs.mkdir(exist_ok=True)
+    for old_log in logs.glob("*.log"):  # children append: counts are per run
+        old_log.unlink()
     res: dict[str, Any] = {
         "mode": mode,
         "run_id": RUN_ID,
