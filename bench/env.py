@@ -57,10 +57,11 @@ def redis_url() -> str:
     return f"redis://127.0.0.1:{os.environ['TWIN_LOCAL_REDIS_PORT']}/0"
 
 
-def clean_up(run_id: str | None = None) -> tuple[int, int]:
-    """Delete bench topics (``bench.*``, and Faust's ``bench-*``) and Redis keys
-    (``b<run>*``): of run ``run_id``, or of every run but this one when None
-    (runs killed before their own clean-up). Return (topics, keys) deleted.
+def clean_up(run_id: str | None = None, topics: bool = True) -> tuple[int, int]:
+    """Delete bench topics (``bench.*``, and Faust's ``bench-*``; unless not
+    ``topics``) and Redis keys (``b<run>*``): of run ``run_id``, or of every run
+    but this one when None (runs killed before their own clean-up). Return
+    (topics, keys) deleted.
 
     Every run makes 50-100 topics of 8 partitions, each partition some open
     files in the broker: left in place, a few hundred runs took the bench's
@@ -76,7 +77,7 @@ def clean_up(run_id: str | None = None) -> tuple[int, int]:
             return name.startswith((f"bench.{run_id}.", f"bench-{run_id}-"))
         return name.startswith(("bench.", "bench-")) and name[6:12] != RUN_ID
 
-    async def topics() -> int:
+    async def delete_topics() -> int:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(), request_timeout_ms=120_000)
         await admin.start()
         try:
@@ -87,7 +88,7 @@ def clean_up(run_id: str | None = None) -> tuple[int, int]:
         finally:
             await admin.close()
 
-    deleted_topics = asyncio.run(topics())
+    deleted_topics = asyncio.run(delete_topics()) if topics else 0
     r = redis.Redis.from_url(redis_url())
     keys = 0
     pattern = f"b{run_id}*" if run_id is not None else "b??????*"
