@@ -70,7 +70,7 @@ class Settings(BaseSettings):
         " delivery: records per micro-batch).",
     )
     hot_twins: int = Field(
-        10_000, ge=1, description="Twins a worker keeps decoded in memory (LRU), all partitions."
+        10_000, ge=1, description="Twins a worker keeps decoded in memory, all partitions."
     )
     batch_within_ms: int = Field(
         0,
