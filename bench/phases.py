@@ -129,6 +129,22 @@ def naive(children: Children, phase: Phase, n: int, size: dict[str, Any], res: R
             "max": max(sizes, default=0),
         }
     print(f"  naive: {res['throughput_eps']['naive']} ev/s (first {cap} messages)", flush=True)
+    naive_eps = res["throughput_eps"]["naive"]
+    tw = res.get("twinstream_run", {})
+    tw_first = tw.get("first_events_eps", {}).get(str(cap))
+    if naive_eps and tw_first:
+        # Twinstream over the whole input against the naive peer over its first `cap`
+        # events, and both over those same first events (the like-for-like pair:
+        # the cost per event is not the same along the input).
+        res["naive_ratio"] = {
+            "whole_input_vs_first": round(res["throughput_eps"]["twinstream"] / naive_eps, 2),
+            "same_first_events": round(tw_first / naive_eps, 2),
+            "first_events": cap,
+        }
+
+
+def _first_counts(res: Results) -> list[int]:
+    return [int(res["sizes"]["naive_cap"])] if res.get("sizes", {}).get("naive_cap") else []
 
 
 def twinstream(children: Children, phase: Phase, n: int, timeout: float, res: Results) -> None:
@@ -141,6 +157,8 @@ def twinstream(children: Children, phase: Phase, n: int, timeout: float, res: Re
         "consumed": run.consumed,
         "seconds": round(run.seconds, 2),
         "steady_eps": round(run.window_eps()),
+        # Over the same first events the naive peer consumes (it stops at naive_cap).
+        "first_events_eps": {str(k): round(run.eps_until(k)) for k in _first_counts(res)},
         "mean_batch_size": run.mean_batch,
         "redis_commands": run.redis_commands,
         "redis_round_trips": run.redis_requests,

@@ -62,6 +62,16 @@ class TwinRun:
             return 0.0
         return (b[1] - a[1]) / (b[0] - a[0])
 
+    def eps_until(self, count: int) -> float:
+        """Rate from the first poll that saw any event to the first that saw ``count``
+        (the rate over the input's first ``count`` events, e.g. those the naive peer
+        consumes); 0 if the run never got there."""
+        a = next(((t, c) for t, c in self.series if c > 0), None)
+        b = next(((t, c) for t, c in self.series if c >= count), None)
+        if a is None or b is None or b[0] <= a[0]:
+            return 0.0
+        return (b[1] - a[1]) / (b[0] - a[0])
+
 
 def _counter_keys(prefix: str) -> list[str]:
     from stream.store import RedisTwinStore
