@@ -29,7 +29,7 @@ import logging
 import random
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -40,7 +40,7 @@ from schemas.deadletter import DeadLetter, RejectReason
 from schemas.decode import Rejection
 from schemas.outcomes import OutcomeEvent
 from stream import metrics
-from stream.handlers import APPLIERS, Decoded, decoders_for
+from stream.handlers import APPLIERS, Decoded, decoders_for, pseudonymise
 from stream.ports import Envelope, OutputSink
 from stream.settings import Settings
 from stream.store import BatchCommit, StaleEpochError, StoreRolledBackError, TwinStore
@@ -138,6 +138,8 @@ class TwinUpdater:
         self.assigned: set[int] | None = None
         """Partitions Kafka assigned us (None: not tracked, as in tests without Faust)."""
         self._decoders = decoders_for(settings)
+        secret = settings.pseudonym_key
+        self._pseudonym_key = None if secret is None else secret.get_secret_value().encode()
         self._sending: dict[int, list[asyncio.Task[None]]] = {}
         """Per partition, the sends of its committed outboxes not yet acknowledged,
         oldest first."""
@@ -213,6 +215,52 @@ class TwinUpdater:
         return part
 
     # -- the batch -----------------------------------------------------------
+    def chunks(self, records: Sequence[Envelope], most_new: int) -> Iterator[Sequence[Envelope]]:
+        """Consecutive slices of ``records`` to :meth:`process` one after another, each
+        bringing at most ``most_new`` twins into memory: patients whose twin is not in
+        memory when the slice is cut (evaluated lazily, after the previous slice).
+
+        A twin a batch touches stays in memory until the batch commits, so the twins
+        it loads or creates bound a batch's memory, not its records. A backlog of
+        known patients goes in large batches, each twin encoded and committed once
+        per batch however many of its events the batch holds (a full bench input in
+        slices of 4,000 records encoded 0.74 twins per event; in 16,000, 0.39). New
+        patients still come at most ``most_new`` per batch.
+
+        >>> from stream.settings import Settings
+        >>> from stream.store import MemoryTwinStore
+        >>> u = TwinUpdater(Settings(partitions=1), MemoryTwinStore(1), None)
+        >>> recs = [Envelope("t", 0, i, f"p{i // 2 % 3}".encode(), b"{}") for i in range(7)]
+        >>> [len(c) for c in u.chunks(recs, 2)]
+        [4, 3]
+        >>> u._parts[0] = _Partition(0, {}, {"p0": TwinState("p0"), "p1": TwinState("p1")})
+        >>> [len(c) for c in u.chunks(recs, 1)]
+        [7]
+        """
+        start, n = 0, len(records)
+        while start < n:
+            new: set[bytes] = set()
+            end = start
+            while end < n:
+                rec = records[end]
+                key = rec.key
+                if key is not None and key not in new and not self._in_memory(rec.partition, key):
+                    if len(new) >= most_new:
+                        break
+                    new.add(key)
+                end += 1
+            yield records[start:end]
+            start = end
+
+    def _in_memory(self, partition: int, key: bytes) -> bool:
+        part = self._parts.get(partition)
+        if part is None:
+            return False
+        pid = key.decode("utf-8", "replace")
+        if self._pseudonym_key is not None:
+            pid = pseudonymise(pid, self._pseudonym_key)
+        return pid in part.twins
+
     async def process(self, records: Sequence[Envelope]) -> None:
         """Apply ``records`` (any partitions, offset order within each), retrying
         each partition with backoff until it is committed.

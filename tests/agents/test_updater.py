@@ -276,6 +276,40 @@ async def test_a_cycle_over_more_patients_than_fit_still_finds_some_twins_hot() 
         assert twin.events_applied == rounds
 
 
+async def test_a_backlog_of_known_patients_goes_in_large_batches_new_ones_in_small() -> None:
+    store = MemoryTwinStore(8)
+    settings = Settings(hot_twins=8 * 100, pseudonym_key="k-not-secret")  # type: ignore[arg-type]
+    up = TwinUpdater(settings, store, ListSink())
+    commits: list[int] = []
+    commit = store.commit_batch
+
+    async def counting(batch: BatchCommit) -> int:
+        commits.append(len(batch.twins))
+        return await commit(batch)
+
+    store.commit_batch = counting  # type: ignore[method-assign]
+
+    async def backlog(records: list[Envelope], most_new: int) -> list[int]:
+        sizes = []
+        for chunk in up.chunks(records, most_new):
+            sizes.append(len(chunk))
+            await up.process(chunk)
+            assert len(up._parts[0].twins) <= 100 + most_new  # hot ones + a batch's new
+        return sizes
+
+    # 30 new patients, 5 at most per batch: batches cut at every 5 new patients.
+    first = [env(i, vitals(f"b{i}", 0, heart_rate=70)) for i in range(30)]
+    assert await backlog(first, 5) == [5] * 6
+    # Then 10 events each for the same patients (ids pseudonymised, keys are not):
+    # all of their twins are in memory, so one batch, one commit of each twin.
+    commits.clear()
+    again = [env(30 + i, vitals(f"b{i % 30}", 1 + i // 30, heart_rate=72)) for i in range(300)]
+    assert await backlog(again, 5) == [300]
+    assert commits == [30]
+    twin = decode_twin(await store.get_twin(up._parts[0].twins.popitem()[0]) or b"")
+    assert twin.events_applied == 11
+
+
 class GatedSink(ListSink):
     """A sink whose sends wait until the test opens the gate (a slow broker)."""
 
