@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, StringConstraints
+from pydantic_core import PydanticCustomError, core_schema
 
 __all__ = [
     "EventId",
     "PatientId",
+    "Plausible",
     "SourceName",
     "WireModel",
     "check_plausible",
@@ -50,6 +52,9 @@ SourceName = Annotated[
 ]
 
 
+_IMPLAUSIBLE_MESSAGE = "{field} outside plausible range {low}-{high} {unit}"
+
+
 def check_plausible(name: str, value: float | None, low: float, high: float, unit: str) -> None:
     """Raise a pydantic ``implausible`` error when ``value`` lies outside ``[low, high]``.
 
@@ -66,25 +71,69 @@ def check_plausible(name: str, value: float | None, low: float, high: float, uni
     if not (low <= value <= high):
         raise PydanticCustomError(
             "implausible",
-            "{field} outside plausible range {low}-{high} {unit}",
+            _IMPLAUSIBLE_MESSAGE,
             {"field": name, "low": low, "high": high, "unit": unit},
         )
 
 
-def plausible(name: str, bounds: tuple[float, float, str]) -> AfterValidator:
-    """:func:`check_plausible` as a validator of a number field ``name``.
+@dataclass(frozen=True, slots=True)
+class Plausible:
+    """The ``implausible`` range check of a number field, run by pydantic-core.
 
-    Put it on the number type inside ``... | None``: pydantic then calls it only
-    for a value that is there, and in its own core rather than through a model
-    ``field_validator`` with its ``ValidationInfo`` (about 3 us less per batched
-    wearable message of five readings). Errors are the same: type
+    Use it through :func:`plausible`. After the number's own validation (type,
+    finiteness, other constraints) a second, bounded number schema checks the
+    range; its error is replaced by the same ``implausible`` error
+    :func:`check_plausible` raises (type, message and context), so nothing
+    downstream can tell the two apart. No Python code runs per value, which
+    matters for batched wearables (one check per reading and field).
+    """
+
+    name: str
+    low: float
+    high: float
+    unit: str
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        number = handler(source)
+        bounded: core_schema.CoreSchema
+        if number["type"] == "int":
+            bounded = core_schema.int_schema(ge=int(self.low), le=int(self.high))
+        elif number["type"] == "float":
+            bounded = core_schema.float_schema(ge=self.low, le=self.high)
+        else:  # pragma: no cover - a programming error, caught at import
+            raise TypeError(f"plausible() needs an int or float field, not {number['type']}")
+        check = core_schema.custom_error_schema(
+            bounded,
+            custom_error_type="implausible",
+            custom_error_message=_IMPLAUSIBLE_MESSAGE,
+            custom_error_context={
+                "field": self.name,
+                "low": self.low,
+                "high": self.high,
+                "unit": self.unit,
+            },
+        )
+        return core_schema.chain_schema([number, check])
+
+
+def plausible(name: str, bounds: tuple[float, float, str]) -> Plausible:
+    """:func:`check_plausible` as a constraint of a number field ``name``.
+
+    Put it on the number type inside ``... | None``, last among its
+    constraints. Errors are those of :func:`check_plausible`: type
     ``implausible`` at the field's location.
+
+    >>> from pydantic import TypeAdapter, ValidationError
+    >>> rate = TypeAdapter(Annotated[float, plausible("heart_rate", (0, 300, "bpm"))])
+    >>> rate.validate_json("72")
+    72.0
+    >>> try:
+    ...     rate.validate_json("400")
+    ... except ValidationError as exc:
+    ...     exc.errors()[0]["msg"]
+    'heart_rate outside plausible range 0-300 bpm'
     """
     low, high, unit = bounds
-
-    def check(value: float) -> float:
-        if not (low <= value <= high):
-            check_plausible(name, value, low, high, unit)
-        return value
-
-    return AfterValidator(check)
+    return Plausible(name, low, high, unit)
