@@ -11,7 +11,9 @@ Example::
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from collections.abc import Callable
+from operator import itemgetter
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AwareDatetime, Field, model_validator
 
@@ -34,6 +36,9 @@ PLAUSIBLE_VITALS: dict[str, tuple[float, float, str]] = {
 }
 
 VITAL_FIELDS: tuple[str, ...] = (*PLAUSIBLE_VITALS, "consciousness", "on_oxygen")
+
+_measurements: Callable[[dict[str, Any]], tuple[object, ...]] = itemgetter(*VITAL_FIELDS)
+_NO_MEASUREMENT = (None,) * len(VITAL_FIELDS)
 
 _HeartRate = Annotated[float, plausible("heart_rate", PLAUSIBLE_VITALS["heart_rate"])]
 _RespiratoryRate = Annotated[
@@ -65,6 +70,6 @@ class VitalsEvent(WireModel):
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
-        if all(getattr(self, name) is None for name in VITAL_FIELDS):
+        if _measurements(self.__dict__) == _NO_MEASUREMENT:
             raise ValueError("at least one measurement is required")
         return self

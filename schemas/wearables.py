@@ -22,8 +22,9 @@ yields :class:`WearableReading` objects for both, in time order.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated, Literal, Self
+from collections.abc import Callable, Iterator
+from operator import itemgetter
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AwareDatetime, Field, model_validator
 
@@ -57,6 +58,9 @@ PLAUSIBLE_WEARABLE: dict[str, tuple[float, float, str]] = {
 
 WEARABLE_FIELDS: tuple[str, ...] = (*PLAUSIBLE_WEARABLE, "sleep_stage")
 
+_measurements: Callable[[dict[str, Any]], tuple[object, ...]] = itemgetter(*WEARABLE_FIELDS)
+_NO_MEASUREMENT = (None,) * len(WEARABLE_FIELDS)
+
 _HeartRate = Annotated[float, plausible("heart_rate", PLAUSIBLE_WEARABLE["heart_rate"])]
 _SpO2 = Annotated[float, plausible("spo2", PLAUSIBLE_WEARABLE["spo2"])]
 _Steps = Annotated[int, Field(ge=0), plausible("steps", PLAUSIBLE_WEARABLE["steps"])]
@@ -83,7 +87,9 @@ class _Measurements(WireModel):
     sleep_stage: SleepStage | None = Field(None, description="Device-estimated sleep stage.")
 
     def _has_measurement(self) -> bool:
-        return any(getattr(self, name) is not None for name in WEARABLE_FIELDS)
+        # One C-level lookup of every field and a tuple comparison (no value
+        # but None equals None): cheap enough to run for every reading.
+        return _measurements(self.__dict__) != _NO_MEASUREMENT
 
 
 class WearableReading(_Measurements):
@@ -93,7 +99,7 @@ class WearableReading(_Measurements):
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
-        if not self._has_measurement():
+        if _measurements(self.__dict__) == _NO_MEASUREMENT:  # _has_measurement, inlined
             raise ValueError("at least one measurement is required")
         return self
 
