@@ -30,6 +30,7 @@ _GRADE_CODE = {grade: i for i, grade in enumerate(_GRADES)}
 _COMPRESS_OVER = 1536
 _EXACT = 2**53  # floats within this are exact integers when whole
 _BELOW_EXACT = -_EXACT  # negated once here, not at every test
+_AS_IS = (str, bool, int)  # values _n leaves unchanged (bool is an int)
 
 # Rule names and parameter names stored as small integers (append only: the
 # position is the code). Names not listed are stored as strings.
@@ -82,18 +83,19 @@ def _n(x: float | None) -> float | int | None:
     return i if i == x else x
 
 
-def _latest(latest: dict[str, Observation], newest: float) -> dict[int | str, list[Any]]:
-    # The twin's largest part, so _n is inlined for its floats.
-    out: dict[int | str, list[Any]] = {}
+def _latest(latest: dict[str, Observation], newest: float) -> dict[int | str, tuple[Any, ...]]:
+    # The twin's largest part, so _n is inlined for its floats. Tuples pack as
+    # MessagePack arrays, like lists, and cost less to build.
+    out: dict[int | str, tuple[Any, ...]] = {}
     code = _CODE.get
-    grade = _GRADE_CODE.__getitem__
+    grades = _GRADE_CODE
     low, high = _BELOW_EXACT, _EXACT
     for k, o in latest.items():
         v: Any = o.value
         if type(v) is float:
             if low < v < high and v.is_integer():
                 v = int(v)
-        elif not isinstance(v, str | bool):
+        elif not isinstance(v, _AS_IS):
             v = _n(v)
         ago: Any = newest - o.at
         if type(ago) is float:
@@ -101,7 +103,22 @@ def _latest(latest: dict[str, Observation], newest: float) -> dict[int | str, li
                 ago = int(ago)
         else:
             ago = _n(ago)
-        out[code(k, k)] = [v, ago, grade(o.grade)]
+        out[code(k, k)] = (v, ago, grades[o.grade])
+    return out
+
+
+def _times(pairs: list[tuple[float, Any]]) -> list[tuple[Any, Any]]:
+    """``(_n(t), x)`` of each pair, with _n inlined for the usual float ``t``."""
+    out: list[tuple[Any, Any]] = []
+    low, high = _BELOW_EXACT, _EXACT
+    for t, x in pairs:
+        if type(t) is float:
+            if low < t < high and t.is_integer():
+                out.append((int(t), x))
+                continue
+            out.append((t, x))
+        else:
+            out.append((_n(t), x))
     return out
 
 
@@ -140,10 +157,11 @@ def encode_twin(state: TwinState) -> bytes:
         "p": None
         if p is None
         else [p.age, p.sex, p.ward, p.region, p.spo2_scale, p.conditions, _n(p.updated_at)],
-        "lh": {k: [[_n(t), _n(v)] for t, v in h] for k, h in state.lab_history.items()},
-        "h": [[_n(t), total] for t, total in state.news2_history],
+        "lh": {k: [(_n(t), _n(v)) for t, v in h] for k, h in state.lab_history.items()},
+        "h": _times(state.news2_history),
         "hm": state.news2_max,
         "r": b"".join(state.recent_ids),
+        # The comprehensions are skipped when empty (most twins have no open alerts).
         "a": {
             _k(k): [
                 e.episode,
@@ -156,9 +174,13 @@ def encode_twin(state: TwinState) -> bytes:
                 _n(e.last_notified_at),
             ]
             for k, e in state.open_alerts.items()
-        },
-        "e": {_k(k): v for k, v in state.episodes.items()},
-        "c": {_k(k): _n(v) for k, v in state.cooldown_until.items()},
+        }
+        if state.open_alerts
+        else {},
+        "e": {_k(k): v for k, v in state.episodes.items()} if state.episodes else {},
+        "c": {_k(k): _n(v) for k, v in state.cooldown_until.items()}
+        if state.cooldown_until
+        else {},
         "m": state.learned,
         "k": [_n(state.risk), _n(state.risk_at), _n(state.anomaly), _n(state.first_event_at)],
         "o": state.outcomes,
