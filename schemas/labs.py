@@ -128,14 +128,22 @@ class AnalyteSpec:
     low: float
     high: float
     _index: Mapping[str, UnitConversion] = field(init=False, repr=False, compare=False)
+    _exact: Mapping[str, UnitConversion] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         index = {normalise_unit(name): conv for name, conv in self.units.items()}
         object.__setattr__(self, "_index", MappingProxyType(index))
+        # Units spelled exactly as listed (nearly every message) skip the folding;
+        # a listed spelling whose folded key another one took keeps the slow path.
+        exact = {
+            name: conv for name, conv in self.units.items() if index[normalise_unit(name)] is conv
+        }
+        object.__setattr__(self, "_exact", MappingProxyType(exact))
 
     def conversion(self, unit: str) -> UnitConversion | None:
         """The conversion for ``unit`` into the canonical unit, or None if not accepted."""
-        return self._index.get(normalise_unit(unit))
+        conv = self._exact.get(unit)
+        return conv if conv is not None else self._index.get(normalise_unit(unit))
 
 
 _MMOL_L = {"mmol/L": SAME, "mEq/L": SAME}  # monovalent ions: 1 mEq = 1 mmol
