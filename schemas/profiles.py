@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BeforeValidator, Field, StringConstraints, field_validator
+from pydantic import AwareDatetime, BeforeValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
-from schemas.base import PatientId, WireModel, check_plausible
+from schemas.base import PatientId, WireModel, plausible
 
 __all__ = ["MAX_CONDITIONS", "PatientProfile", "Sex", "Spo2Scale"]
 
@@ -36,6 +36,7 @@ def _exact_int(value: object) -> object:
 Spo2Scale = Annotated[Literal[1, 2], BeforeValidator(_exact_int)]
 """NEWS2 SpO2 scale: 1 is the default, 2 the prescribed 88-92 % target."""
 
+_Age = Annotated[int, plausible("age", (0, 130, "years"))]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
@@ -53,7 +54,7 @@ class PatientProfile(WireModel):
     """
 
     patient_id: PatientId
-    age: int | None = Field(None, description="Age in completed years.")
+    age: _Age | None = Field(None, description="Age in completed years.")
     sex: Sex = "unknown"
     ward: ShortText | None = None
     region: ShortText | None = None
@@ -64,12 +65,6 @@ class PatientProfile(WireModel):
         description="Known conditions: short codes (e.g. 'copd') or SNOMED CT ids.",
     )
     updated_at: AwareDatetime | None = Field(None, description="When this profile was written.")
-
-    @field_validator("age")
-    @classmethod
-    def _plausible_age(cls, age: int | None) -> int | None:
-        check_plausible("age", age, 0, 130, "years")
-        return age
 
     def supersedes(self, other: PatientProfile) -> bool:
         """True if this profile should replace ``other`` (latest ``updated_at`` wins).
