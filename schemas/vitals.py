@@ -11,9 +11,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from operator import itemgetter
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AwareDatetime, Field, model_validator
 
@@ -36,9 +34,18 @@ PLAUSIBLE_VITALS: dict[str, tuple[float, float, str]] = {
 }
 
 VITAL_FIELDS: tuple[str, ...] = (*PLAUSIBLE_VITALS, "consciousness", "on_oxygen")
-
-_measurements: Callable[[dict[str, Any]], tuple[object, ...]] = itemgetter(*VITAL_FIELDS)
-_NO_MEASUREMENT = (None,) * len(VITAL_FIELDS)
+# Import-time guard: a new measurement field must be added to VitalsEvent._not_empty too.
+if VITAL_FIELDS != (
+    "heart_rate",
+    "respiratory_rate",
+    "spo2",
+    "systolic_bp",
+    "diastolic_bp",
+    "temperature_c",
+    "consciousness",
+    "on_oxygen",
+):  # pragma: no cover
+    raise RuntimeError("VitalsEvent._not_empty must check every field of VITAL_FIELDS")
 
 _HeartRate = Annotated[float, plausible("heart_rate", PLAUSIBLE_VITALS["heart_rate"])]
 _RespiratoryRate = Annotated[
@@ -70,6 +77,17 @@ class VitalsEvent(WireModel):
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
-        if _measurements(self.__dict__) == _NO_MEASUREMENT:
+        # Written out, not a loop over VITAL_FIELDS: one short-circuit test per message.
+        fields = self.__dict__
+        if (
+            fields["heart_rate"] is None
+            and fields["respiratory_rate"] is None
+            and fields["spo2"] is None
+            and fields["systolic_bp"] is None
+            and fields["diastolic_bp"] is None
+            and fields["temperature_c"] is None
+            and fields["consciousness"] is None
+            and fields["on_oxygen"] is None
+        ):
             raise ValueError("at least one measurement is required")
         return self
