@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from river import linear_model, optim, preprocessing
+from river import compose, linear_model, optim, preprocessing
 
 from twin.learning.errors import LearnedStateError, UnsupportedLearnedStateVersion
 
@@ -202,19 +202,32 @@ class RiskModel:
     True
     """
 
-    __slots__ = ("_pipeline", "n_learned")
+    __slots__ = ("_classifier", "_pipeline", "_scaler", "n_learned")
 
     def __init__(
         self, *, learning_rate: float = 0.05, intercept_lr: float = 0.1, l2: float = 1e-4
     ) -> None:
-        self._pipeline: Any = preprocessing.StandardScaler() | linear_model.LogisticRegression(
-            optimizer=optim.SGD(learning_rate), intercept_lr=intercept_lr, l2=l2
+        self._use(
+            preprocessing.StandardScaler()
+            | linear_model.LogisticRegression(
+                optimizer=optim.SGD(learning_rate), intercept_lr=intercept_lr, l2=l2
+            )
         )
         self.n_learned = 0
 
+    def _use(self, pipeline: Any) -> None:
+        self._pipeline = pipeline
+        # Its two steps, called directly when predicting (the pipeline's own
+        # predict_proba_one does the same through a few more calls and a copy).
+        self._scaler: Any = pipeline["StandardScaler"]
+        self._classifier: Any = pipeline["LogisticRegression"]
+
     def predict_proba(self, features: Mapping[str, float]) -> float:
         """Probability of the outcome (0.5 before anything was learned)."""
-        return float(self._pipeline.predict_proba_one(dict(features))[True])
+        if compose.Pipeline._LEARN_UNSUPERVISED_DURING_PREDICT:  # river's opt-in mode
+            return float(self._pipeline.predict_proba_one(dict(features))[True])
+        x = self._scaler.transform_one(features)  # a new dict; ``features`` is not changed
+        return float(self._classifier.predict_proba_one(x)[True])
 
     def learn(self, features: Mapping[str, float], outcome: bool) -> None:
         """Learn one labelled example (the features as they were when scored)."""
@@ -248,7 +261,8 @@ class RiskModel:
         except Exception as exc:
             raise LearnedStateError(f"risk model checkpoint is corrupt: {exc}") from exc
         model = cls()
-        model._pipeline, model.n_learned = pipeline, int(n_learned)
+        model._use(pipeline)
+        model.n_learned = int(n_learned)
         return model
 
 
@@ -264,7 +278,7 @@ class LabelledExample:
 
 def _pack(x: Mapping[str, float]) -> Mapping[str, float] | array[float]:
     if tuple(x) == FEATURE_NAMES:
-        return array("d", x.values())
+        return array("d", list(x.values()))  # from a list: faster than from the view
     return x  # any other mapping is kept as given
 
 
