@@ -9,6 +9,9 @@ is recorded (latest values, windows, history) but raises no alert.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 from schemas.acks import AlertAck
@@ -17,7 +20,7 @@ from schemas.labs import LabEvent
 from schemas.outcomes import OutcomeEvent
 from schemas.profiles import PatientProfile
 from schemas.vitals import VITAL_FIELDS, VitalsEvent
-from schemas.wearables import WEARABLE_FIELDS, WearableEvent
+from schemas.wearables import WEARABLE_FIELDS, WearableEvent, WearableReading
 from twin.alerting import acknowledge, due_reminders, update_alert
 from twin.assess import Assessment, assess
 from twin.config import TwinConfig
@@ -46,7 +49,8 @@ AKI_RULE = "lab.aki"
 LACTATE_RISE_RULE = "lab.lactate_rising"
 WINDOWED_VITALS = ("heart_rate", "respiratory_rate", "spo2", "systolic_bp", "temperature_c")
 _WINDOWED = frozenset(WINDOWED_VITALS)
-_WEARABLE_KEYS = tuple((name, f"wearable.{name}") for name in WEARABLE_FIELDS)
+_WEARABLE_KEYS = tuple(f"wearable.{name}" for name in WEARABLE_FIELDS)
+_wearable_values = attrgetter(*WEARABLE_FIELDS)
 
 # NEWS2 clinical risk -> alert severity (RCP NEWS2 2017, chart 4): a red score
 # or an aggregate of 5-6 calls for an *urgent* response (medium); 7 or more
@@ -69,12 +73,14 @@ def _set_latest(state: TwinState, name: str, value: Value, at: float, grade: Sou
     # interleaving a replay may change) keep the larger value, not the last
     # arrival, so the twin does not depend on arrival order.
     current = state.latest.get(name)
-    if (
-        current is None
-        or current.at < at
-        or (current.at == at and _order(current.value) <= _order(value))
-    ):
+    if current is None:
         state.latest[name] = Observation(value, at, grade)
+    elif current.at < at or (current.at == at and _order(current.value) <= _order(value)):
+        # In place: a twin's observations are its own (copies and decodes make
+        # new ones), and a new Observation per reading costs more than three stores.
+        current.value = value
+        current.at = at
+        current.grade = grade
 
 
 def _begin(state: TwinState, cfg: TwinConfig, event_id: str, at: float) -> bool | None:
@@ -222,33 +228,58 @@ def apply_wearable(
     late = _begin(state, cfg, event.event_id, event.observed_at.timestamp())
     if late is None:
         return None
-    # _set_latest's rule, reading by reading, on (time, value, replaced) triples:
-    # a batch of readings makes one Observation per parameter, not one per reading.
+    # A single event carries its one reading's fields itself: no reading to build.
+    readings: Sequence[WearableEvent | WearableReading] = (
+        (event,) if event.readings is None else event.readings
+    )
+    best = _newest_readings(readings)
+    if best is None:  # out of time order: rare, and only the order of new keys needs it
+        best = _newest_readings(list(event.iter_readings()))
+        assert best is not None
+    # _set_latest's rule, once per parameter against the twin's latest value.
     latest = state.latest
-    newest: dict[str, tuple[float, Value, bool]] = {}
-    for reading in event.iter_readings():
-        at = reading.observed_at.timestamp()
-        for name, key in _WEARABLE_KEYS:
-            value = getattr(reading, name)
+    for key, (at, value) in best.items():
+        obs = latest.get(key)
+        if obs is None:
+            latest[key] = Observation(value, at, "wearable")
+        elif obs.at < at or (obs.at == at and _order(obs.value) <= _order(value)):
+            obs.value = value  # in place, as in _set_latest
+            obs.at = at
+            obs.grade = "wearable"
+    return []
+
+
+def _newest_readings(
+    readings: Sequence[WearableEvent | WearableReading],
+) -> dict[str, tuple[float, Value]] | None:
+    """Per ``wearable.*`` key, the newest (time, value) of time-ordered ``readings``.
+
+    _set_latest's rule folded over the readings: the same-second tie goes to the
+    larger value, and equal ones to the later reading. None when the readings are
+    not in time order: the result would be the same, but keys new to the twin
+    must be added to it in time order (the encoded twin keeps that order).
+    """
+    # Times compared as floats: aware datetimes compare at several times the cost.
+    stamps = [reading.observed_at.timestamp() for reading in readings]
+    ties = False
+    previous = -math.inf
+    for at in stamps:
+        if at <= previous:
+            if at < previous:
+                return None
+            ties = True
+        previous = at
+    best: dict[str, tuple[float, Value]] = {}
+    for at, reading in zip(stamps, readings, strict=True):
+        for key, value in zip(_WEARABLE_KEYS, _wearable_values(reading), strict=True):
             if value is None:
                 continue
-            current = newest.get(key)
-            if current is None:
-                obs = latest.get(key)
-                if obs is not None:
-                    current = (obs.at, obs.value, False)
-            if (
-                current is None
-                or current[0] < at
-                or (current[0] == at and _order(current[1]) <= _order(value))
-            ):
-                newest[key] = (at, value, True)
-            elif key not in newest:
-                newest[key] = current
-    for key, (at, value, replaced) in newest.items():
-        if replaced:
-            latest[key] = Observation(value, at, "wearable")
-    return []
+            if ties:  # else each reading is newer than all before it
+                current = best.get(key)
+                if current is not None and current[0] == at and _order(current[1]) > _order(value):
+                    continue
+            best[key] = (at, value)
+    return best
 
 
 def apply_lab(state: TwinState, event: LabEvent, cfg: TwinConfig, now: float) -> list[Alert] | None:
