@@ -99,6 +99,8 @@ class Plausible:
         number = handler(source)
         bounded: core_schema.CoreSchema
         if number["type"] == "int":
+            if self.low != int(self.low) or self.high != int(self.high):
+                raise TypeError(f"plausible({self.name!r}): an int field needs int bounds")
             bounded = core_schema.int_schema(ge=int(self.low), le=int(self.high))
         elif number["type"] == "float":
             bounded = core_schema.float_schema(ge=self.low, le=self.high)
