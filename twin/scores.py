@@ -106,6 +106,9 @@ _RESPONSE_HIGH = (
 class News2Result:
     """A NEWS2 score; ``total`` and ``band`` are lower bounds when ``partial``.
 
+    Results are shared by the calls that score alike: read ``subscores``, do
+    not change it.
+
     ``monitoring_interval_minutes`` schedules the next observation set: 720
     (minimum 12 hourly), 240 (minimum 4-6 hourly, taking the more frequent
     end), 60 (minimum 1 hourly), and 0 for continuous monitoring, which is a
@@ -124,7 +127,11 @@ class News2Result:
 
 @dataclass(frozen=True, slots=True)
 class QsofaResult:
-    """A qSOFA score; a negative result is inconclusive when ``partial``."""
+    """A qSOFA score; a negative result is inconclusive when ``partial``.
+
+    Results are shared by the calls that score alike: read ``criteria``, do
+    not change it.
+    """
 
     score: int
     criteria: dict[str, bool]
@@ -299,6 +306,13 @@ def news2(
         None if _acvpu(consciousness) is None else (0 if consciousness == "A" else 3),
         None if temperature_c is None else _news2_temp(temperature_c),
     )
+    return _news2_result(scored)
+
+
+@functools.lru_cache(maxsize=4096)
+def _news2_result(scored: tuple[int | None, ...]) -> News2Result:
+    # Cached by the subscores (a few hundred combinations in practice): the
+    # result, frozen, is shared by the calls that score alike.
     subscores, missing = _present_and_missing(NEWS2_PARAMETERS, scored)
     total = sum(subscores.values())
     red_score = 3 in subscores.values()
@@ -357,6 +371,12 @@ def qsofa(
         None if systolic_bp is None else _qsofa_sbp(systolic_bp) == 1,
         mentation,
     )
+    return _qsofa_result(assessed)
+
+
+@functools.lru_cache(maxsize=32)
+def _qsofa_result(assessed: tuple[bool | None, ...]) -> QsofaResult:
+    # Cached like _news2_result: 27 combinations.
     criteria, missing = _present_and_missing(QSOFA_CRITERIA, assessed)
     score = sum(criteria.values())
     return QsofaResult(score, criteria, missing, bool(missing), score >= 2)
