@@ -51,6 +51,7 @@ WINDOWED_VITALS = ("heart_rate", "respiratory_rate", "spo2", "systolic_bp", "tem
 _WINDOWED = frozenset(WINDOWED_VITALS)
 _WEARABLE_KEYS = tuple(f"wearable.{name}" for name in WEARABLE_FIELDS)
 _wearable_values = attrgetter(*WEARABLE_FIELDS)
+_vital_values = attrgetter(*VITAL_FIELDS)
 
 # NEWS2 clinical risk -> alert severity (RCP NEWS2 2017, chart 4): a red score
 # or an aggregate of 5-6 calls for an *urgent* response (medium); 7 or more
@@ -108,8 +109,7 @@ def apply_vitals(
     late = state.last_vitals_at is not None and at < state.last_vitals_at - cfg.lateness_s
     windows = state.windows
     values: dict[str, float] = {}  # the windowed vitals, for the learned models
-    for name in VITAL_FIELDS:
-        value = getattr(event, name)
+    for name, value in zip(VITAL_FIELDS, _vital_values(event), strict=True):
         if value is None:
             continue
         _set_latest(state, name, value, at, "bedside")

@@ -29,6 +29,7 @@ __all__ = [
 
 SourceGrade = Literal["bedside", "wearable", "lab"]
 Value = float | str | bool
+_NUMBERS = (int, float)
 
 
 @dataclass(slots=True)
@@ -129,7 +130,9 @@ class TwinState:
         if obs is None or (fresh_since is not None and obs.at < fresh_since):
             return None
         v = obs.value
-        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+        if type(v) is float:  # the common case, first
+            return v
+        return float(v) if isinstance(v, _NUMBERS) and not isinstance(v, bool) else None
 
     def seen(self, event_id: str, window: int) -> bool:
         """Remember ``event_id``; True if it was among the last ``window`` ids."""
