@@ -141,11 +141,17 @@ class PopulationAnomalyModel:
         {'heart_rate': 0.75, 'spo2': 0.0}
         """
         c = self.z_clip
-        return {
-            name: (min(max(z, -c), c) + c) / (2 * c)
-            for name in self.feature_names
-            if (z := zscores.get(name)) is not None
-        }
+        out = {}
+        for name in self.feature_names:
+            z = zscores.get(name)
+            if z is not None:
+                # min(max(z, -c), c), ties keeping the first, without the builtins' calls
+                if -c > z:
+                    z = -c
+                if c < z:
+                    z = c
+                out[name] = (z + c) / (2 * c)
+        return out
 
     def score_one(self, zscores: Mapping[str, float | None]) -> float:
         """Anomaly score in ``[0, 1]``, higher is more unusual; 0 during the first window.
