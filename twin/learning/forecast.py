@@ -25,6 +25,7 @@ Readings are clamped to ``[low, high]`` before learning and forecasts after.
 from __future__ import annotations
 
 import math
+import statistics
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ DEFAULT_HORIZONS_S: tuple[int, ...] = (1800, 3600)
 _PHASE = struct.Struct("<B")
 _VALUES = (struct.Struct("<"), struct.Struct("<d"), struct.Struct("<dd"), struct.Struct("<dddd"))
 _STEP = struct.Struct("<ddHd")
+# Phase 3 (how every forecaster that has seen three steps is stored) in one go.
+_LEARNING = struct.Struct("<B" + _VALUES[3].format[1:] + _STEP.format[1:])
 _MAX_COUNT = 0xFFFF
 
 
@@ -72,6 +75,29 @@ class ForecastParams:
             raise ValueError("alpha and beta must be in (0, 1]")
         if not 0 < self.min_step_s < self.max_gap_s:
             raise ValueError("expected 0 < min_step_s < max_gap_s")
+
+
+def _mean_of_two(a: float, b: float) -> float:
+    """``statistics.mean([a, b])`` as HoltWinters initialises its level, without its
+    exact sum in fractions in the usual case: for floats whose sum is far from
+    overflow and underflow, halving is exact, so rounding the sum and halving it
+    is rounding the exact mean.
+
+    >>> _mean_of_two(0.1, 0.7) == statistics.mean([0.1, 0.7])
+    True
+    """
+    total = a + b
+    if type(a) is float and type(b) is float and 1e-300 < abs(total) < 1e300:
+        return total / 2
+    return statistics.mean((a, b))
+
+
+def _mean_of_one(a: float) -> float:
+    """``statistics.mean([a])`` (HoltWinters' initial trend): ``a`` itself, but for
+    zeros (signed, and mean gives ``0.0``), non-finite numbers and non-floats."""
+    if type(a) is float and a != 0.0 and math.isfinite(a):
+        return a
+    return statistics.mean((a,))
 
 
 class VitalForecaster:
@@ -146,17 +172,24 @@ class VitalForecaster:
         self._learn(y)
 
     def _learn(self, y: float) -> None:
-        """``HoltWinters.learn_one(y)``; once initialised, with its level and trend
-        updates written out (``AdditiveLevel.update``, ``Trend.update``: the same
-        arithmetic, without a season, in a fraction of the calls)."""
+        """``HoltWinters.learn_one(y)`` written out (additive trend, no season): the
+        same arithmetic as river's ``AdditiveLevel.update`` and ``Trend.update``, and
+        its initialisation on the second value, in a fraction of the calls."""
         hw = self._hw
-        if not hw._initialized:
+        level, trend = hw.level, hw.trend
+        if hw._initialized:
+            alpha, beta = level.alpha, trend.beta
+            level.append(alpha * y + (1 - alpha) * (level[-1] + trend[-1]))
+            trend.append(beta * (level[-1] - level[-2]) + (1 - beta) * trend[-1])
+            return
+        first = hw._first_values
+        if len(first) != 1:  # the first value (or a state river would handle its own way)
             hw.learn_one(y)
             return
-        level, trend = hw.level, hw.trend
-        alpha, beta = level.alpha, trend.beta
-        level.append(alpha * y + (1 - alpha) * (level[-1] + trend[-1]))
-        trend.append(beta * (level[-1] - level[-2]) + (1 - beta) * trend[-1])
+        first.append(y)
+        level.append(_mean_of_two(first[0], y))
+        trend.append(_mean_of_one(y - first[0]))
+        hw._initialized = True
 
     def _relearn(self, y: float) -> None:
         """Replace the current step's value by ``y`` (HoltWinters keeps one step back)."""
@@ -168,7 +201,7 @@ class VitalForecaster:
             hw.trend.clear()
             hw._initialized = False
             hw._first_values.pop()
-            hw.learn_one(y)
+            self._learn(y)
         else:
             hw.level.pop()
             hw.trend.pop()
@@ -211,6 +244,20 @@ class VitalForecaster:
     def pack_into(self, out: bytearray) -> None:
         """Append the state to ``out`` (used by the patient codec)."""
         hw = self._hw
+        if hw._initialized and len(hw.level) == 2:  # phase 3: level and trend, both kept
+            (level0, level1), (trend0, trend1) = hw.level, hw.trend
+            out += _LEARNING.pack(
+                3,
+                level0,
+                level1,
+                trend0,
+                trend1,
+                self._step_at,
+                self._sum,
+                self._count,
+                self._interval,
+            )
+            return
         if not hw._initialized:
             phase, values = len(hw._first_values), hw._first_values
         elif len(hw.level) == 1:
