@@ -127,7 +127,12 @@ def worst_lab(analyte: str, seen: float | None, value: float) -> float:
 
 def _put(out: dict[str, float], name: str, value: float | None, imputed: float) -> None:
     out[name] = imputed if value is None else float(value)
-    out[f"{name}_missing"] = 1.0 if value is None else 0.0
+    out[_MISSING[name]] = 1.0 if value is None else 0.0
+
+
+_MISSING = {
+    n: f"{n}_missing" for n in ("news2_total", "news2_max", "qsofa", "on_oxygen", "age_years")
+}
 
 
 # Feature names built once, not per vector (the order of a vector's keys is its
