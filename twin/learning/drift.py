@@ -158,22 +158,39 @@ class SustainedChangeDetector:
         p = self.params
         s = p.scale if scale is None else scale
         ph = self._ph
-        ph.delta, ph.threshold = p.delta * s, p.threshold * s
-        if ph._x_mean.n and not ph.drift_detected:  # after an alarm PageHinkley resets first
-            ref, reach = ph._x_mean.get(), p.clip * s
+        ph.delta, ph.threshold = delta, threshold = p.delta * s, p.threshold * s
+        x = value
+        if ph._drift_detected:  # after an alarm PageHinkley resets first
+            ph._reset()
+        elif ph._x_mean.n:
+            ref, reach = ph._x_mean._mean, p.clip * s
             # min(max(value, ref - reach), ref + reach), without the builtins' calls
             low, high = ref - reach, ref + reach
             clipped = low if low > value else value
-            ph.update(high if high < clipped else clipped)
-        else:
-            ph.update(value)
+            x = high if high < clipped else clipped
+        # PageHinkley.update(x) after its reset, written out (river's stats.Mean
+        # update with weight 1, then the two-sided test): the same arithmetic.
+        mean = ph._x_mean
+        mean.n += 1.0
+        mean._mean += (1.0 / mean.n) * (x - mean._mean)
+        dev = x - mean._mean
+        ph._sum_increase = increase = ph.alpha * ph._sum_increase + dev - delta
+        ph._sum_decrease = decrease = ph.alpha * ph._sum_decrease + dev + delta
+        if increase < ph._min_increase:
+            ph._min_increase = increase
+        if decrease > ph._max_decrease:
+            ph._max_decrease = decrease
+        if mean.n >= ph.min_instances:
+            ph._drift_detected = (
+                increase - ph._min_increase > threshold or ph._max_decrease - decrease > threshold
+            )
         # The level before a change is only known once the running mean has
         # min_instances readings behind it; NaN until then, and an alarm with
         # an unknown level before it is ignored.
-        known = ph._x_mean.get() if ph._x_mean.n >= p.min_instances else math.nan
-        if ph._sum_increase == ph._min_increase:
+        known = mean._mean if mean.n >= p.min_instances else math.nan
+        if increase == ph._min_increase:
             self._up_onset, self._up_level = at, known
-        if ph._sum_decrease == ph._max_decrease:
+        if decrease == ph._max_decrease:
             self._down_onset, self._down_level = at, known
 
         if ph.drift_detected:
