@@ -125,16 +125,6 @@ def worst_lab(analyte: str, seen: float | None, value: float) -> float:
     return max(seen, value) if high is not None else min(seen, value)
 
 
-def _put(out: dict[str, float], name: str, value: float | None, imputed: float) -> None:
-    out[name] = imputed if value is None else float(value)
-    out[_MISSING[name]] = 1.0 if value is None else 0.0
-
-
-_MISSING = {
-    n: f"{n}_missing" for n in ("news2_total", "news2_max", "qsofa", "on_oxygen", "age_years")
-}
-
-
 # Feature names built once, not per vector (the order of a vector's keys is its
 # order here, which the pending labels' packed form relies on).
 _SUBSCORE_KEYS = tuple((n, f"news2_{n}", f"news2_{n}_missing") for n in NEWS2_SUBSCORES)
@@ -145,41 +135,84 @@ _LAB_KEYS = tuple(
 )
 
 
+def _nothing_known() -> dict[str, float]:
+    """Every feature, in vector order, as for a summary that knows nothing: each
+    value imputed and flagged missing (the last four are always overwritten)."""
+    out: dict[str, float] = {}
+    for name, imputed in (("news2_total", 0.0), ("news2_max", 0.0)):
+        out[name], out[f"{name}_missing"] = imputed, 1.0
+    for _, key, missing in _SUBSCORE_KEYS:
+        out[key], out[missing] = 0.0, 1.0
+    for name, imputed in (("qsofa", 0.0), ("on_oxygen", 0.0), ("age_years", _AGE_IMPUTED)):
+        out[name], out[f"{name}_missing"] = imputed, 1.0
+    out["log_hours_observed"] = 0.0
+    for _, key, missing in _SLOPE_KEYS:
+        out[key], out[missing] = 0.0, 1.0
+    for _, low, high, above, below, missing in _LAB_KEYS:
+        if high is not None:
+            out[above] = 0.0
+        if low is not None:
+            out[below] = 0.0
+        out[missing] = 1.0
+    out["log_alerts"] = out["deviating_vitals"] = out["sustained_changes"] = 0.0
+    return out
+
+
+_NOTHING_KNOWN = _nothing_known()
+
+
 def features(summary: TwinSummary) -> dict[str, float]:
     """The feature vector of ``summary``: always the same keys, no value silently 0.
+
+    A copy of the all-missing vector with what is known written over it (a
+    summary knows a fraction of the labs and slopes, and copying is cheaper
+    than writing every key).
 
     >>> x = features(TwinSummary(news2_total=6, worst_labs={"lactate": 4.5}))
     >>> x["news2_total"], x["news2_total_missing"], x["lab_lactate_above"]
     (6.0, 0.0, 2.5)
     >>> x["lab_ph_below"], x["lab_ph_missing"], x["age_years"], x["age_years_missing"]
     (0.0, 1.0, 65.0, 1.0)
+    >>> x["news2_max"], x["news2_max_missing"]  # imputed with the current total
+    (6, 1.0)
     """
     s = summary
-    out: dict[str, float] = {}
-    _put(out, "news2_total", s.news2_total, 0.0)
-    _put(out, "news2_max", s.news2_max, 0.0 if s.news2_total is None else s.news2_total)
+    out = _NOTHING_KNOWN.copy()
+    total = s.news2_total
+    if total is not None:
+        out["news2_total"], out["news2_total_missing"] = float(total), 0.0
+    if s.news2_max is not None:
+        out["news2_max"], out["news2_max_missing"] = float(s.news2_max), 0.0
+    elif total is not None:
+        out["news2_max"] = total
     subscores = s.news2_subscores
     for name, key, missing in _SUBSCORE_KEYS:
         subscore = subscores.get(name)
-        out[key] = 0.0 if subscore is None else float(subscore)
-        out[missing] = 1.0 if subscore is None else 0.0
-    _put(out, "qsofa", s.qsofa, 0.0)
-    _put(out, "on_oxygen", None if s.on_oxygen is None else float(s.on_oxygen), 0.0)
-    _put(out, "age_years", s.age_years, _AGE_IMPUTED)
+        if subscore is not None:
+            out[key], out[missing] = float(subscore), 0.0
+    if s.qsofa is not None:
+        out["qsofa"], out["qsofa_missing"] = float(s.qsofa), 0.0
+    if s.on_oxygen is not None:
+        out["on_oxygen"], out["on_oxygen_missing"] = float(s.on_oxygen), 0.0
+    if s.age_years is not None:
+        out["age_years"], out["age_years_missing"] = float(s.age_years), 0.0
     out["log_hours_observed"] = math.log1p(max(s.hours_observed, 0.0))
     slopes = s.slopes_per_hour
-    for name, key, missing in _SLOPE_KEYS:
-        slope = slopes.get(name)
-        out[key] = 0.0 if slope is None else float(slope)
-        out[missing] = 1.0 if slope is None else 0.0
+    if slopes:
+        for name, key, missing in _SLOPE_KEYS:
+            slope = slopes.get(name)
+            if slope is not None:
+                out[key], out[missing] = float(slope), 0.0
     labs = s.worst_labs
-    for analyte, low, high, above, below, missing in _LAB_KEYS:
-        lab = labs.get(analyte)
-        if high is not None:
-            out[above] = 0.0 if lab is None else max(lab - high, 0.0)
-        if low is not None:
-            out[below] = 0.0 if lab is None else max(low - lab, 0.0)
-        out[missing] = 1.0 if lab is None else 0.0
+    if labs:
+        for analyte, low, high, above, below, missing in _LAB_KEYS:
+            lab = labs.get(analyte)
+            if lab is not None:
+                if high is not None:
+                    out[above] = max(lab - high, 0.0)
+                if low is not None:
+                    out[below] = max(low - lab, 0.0)
+                out[missing] = 0.0
     out["log_alerts"] = math.log1p(max(s.alerts, 0))
     out["deviating_vitals"] = float(s.deviating_vitals)
     out["sustained_changes"] = float(s.sustained_changes)
