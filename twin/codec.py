@@ -90,6 +90,9 @@ def _latest(latest: dict[str, Observation], newest: float) -> dict[int | str, tu
     code = _CODE.get
     grades = _GRADE_CODE
     low, high = _BELOW_EXACT, _EXACT
+    # The values of one event share its time object: their age is worked out once.
+    at: object = None
+    ago: Any = None
     for k, o in latest.items():
         v: Any = o.value
         if type(v) is float:
@@ -97,12 +100,14 @@ def _latest(latest: dict[str, Observation], newest: float) -> dict[int | str, tu
                 v = int(v)
         elif not isinstance(v, _AS_IS):
             v = _n(v)
-        ago: Any = newest - o.at
-        if type(ago) is float:
-            if low < ago < high and ago.is_integer():
-                ago = int(ago)
-        else:
-            ago = _n(ago)
+        if o.at is not at:
+            at = o.at
+            ago = newest - o.at
+            if type(ago) is float:
+                if low < ago < high and ago.is_integer():
+                    ago = int(ago)
+            else:
+                ago = _n(ago)
         out[code(k, k)] = (v, ago, grades[o.grade])
     return out
 
