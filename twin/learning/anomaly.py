@@ -51,7 +51,7 @@ class _FlatTree(NamedTuple):
     node ``i`` are ``2i+1`` and ``2i+2`` (walking lists is about twice as fast
     as walking river's node objects)."""
 
-    features: list[str]  # "" at the leaves, which are never split
+    features: list[int]  # positions in ``feature_names``; 0 at the leaves, never split
     thresholds: list[float]
     l_mass: list[int]
     r_mass: list[int]
@@ -115,6 +115,7 @@ class PopulationAnomalyModel:
     def _adopt(self) -> None:
         """Copy the trees river just grew, with their masses and window, into flat lists."""
         hst = self._hst
+        position = {name: k for k, name in enumerate(self.feature_names)}
         self._trees = []
         for root in hst.trees:
             nodes = [root]  # breadth first: the children of node i are 2i+1 and 2i+2
@@ -126,7 +127,7 @@ class PopulationAnomalyModel:
             self._dfs = [index[id(node)] for node in root.iter_dfs()]
             self._trees.append(
                 _FlatTree(
-                    [getattr(node, "feature", "") for node in nodes],
+                    [position[node.feature] if hasattr(node, "feature") else 0 for node in nodes],
                     [getattr(node, "threshold", 0.0) for node in nodes],
                     [node.l_mass for node in nodes],
                     [node.r_mass for node in nodes],
@@ -140,8 +141,14 @@ class PopulationAnomalyModel:
         >>> PopulationAnomalyModel(z_clip=5.0).features({"heart_rate": 2.5, "spo2": -9.0})
         {'heart_rate': 0.75, 'spo2': 0.0}
         """
+        values = self._values(zscores)
+        return {n: v for n, v in zip(self.feature_names, values, strict=True) if v is not None}
+
+    def _values(self, zscores: Mapping[str, float | None]) -> list[float | None]:
+        """:meth:`features` as a list in ``feature_names`` order, None where unknown
+        (what the walks index by the trees' feature positions)."""
         c = self.z_clip
-        out = {}
+        out: list[float | None] = []
         for name in self.feature_names:
             z = zscores.get(name)
             if z is not None:
@@ -150,7 +157,8 @@ class PopulationAnomalyModel:
                     z = -c
                 if c < z:
                     z = c
-                out[name] = (z + c) / (2 * c)
+                z = (z + c) / (2 * c)
+            out.append(z)
         return out
 
     def score_one(self, zscores: Mapping[str, float | None]) -> float:
@@ -161,7 +169,7 @@ class PopulationAnomalyModel:
         """
         if self._first_window:
             return 0.0
-        x = self.features(zscores)
+        x = self._values(zscores)
         size_limit = 0.1 * self._hst.window_size
         height = self._hst.height
         total = 0.0
@@ -173,7 +181,7 @@ class PopulationAnomalyModel:
                 total += r * depth_pow
                 if r < size_limit:
                     break
-                i = _child(i, x.get(features[i]), thresholds[i], l_mass)
+                i = _child(i, x[features[i]], thresholds[i], l_mass)
                 depth_pow <<= 1
             else:
                 total += r_mass[i] * depth_pow
@@ -181,9 +189,10 @@ class PopulationAnomalyModel:
 
     def learn_one(self, zscores: Mapping[str, float | None]) -> None:
         """Add one vitals set to the current window."""
-        x = self.features(zscores)
+        x = self._values(zscores)
         if not self._trees:  # the first vector fixes the trees' features: give them all
-            self._hst.learn_one({name: x.get(name, 0.5) for name in self.feature_names})
+            full = {n: 0.5 if v is None else v for n, v in zip(self.feature_names, x, strict=True)}
+            self._hst.learn_one(full)
             self._adopt()
             return
         height = self._hst.height
@@ -191,7 +200,7 @@ class PopulationAnomalyModel:
             i = 0
             for _ in range(height):
                 l_mass[i] += 1
-                i = _child(i, x.get(features[i]), thresholds[i], l_mass)
+                i = _child(i, x[features[i]], thresholds[i], l_mass)
             l_mass[i] += 1
         self._count_one()
 
@@ -245,7 +254,7 @@ class PopulationAnomalyModel:
             score = self.score_one(zscores)
             self.learn_one(zscores)
             return score
-        x = self.features(zscores)
+        x = self._values(zscores)
         scoring = not self._first_window
         height = self._hst.height
         size_limit = 0.1 * self._hst.window_size
@@ -263,7 +272,7 @@ class PopulationAnomalyModel:
                         open_ = False
                 l_mass[i] += 1
                 left = 2 * i + 1
-                value = x.get(features[i])
+                value = x[features[i]]
                 if value is None:  # the heavier side, as river does for a missing feature
                     i = left + 1 if l_mass[left] < l_mass[left + 1] else left
                 else:
@@ -304,7 +313,8 @@ class PopulationAnomalyModel:
         for features, thresholds, _, _ in self._trees:
             for i in self._dfs:
                 if i < branches:
-                    digest.update(f"{features[i]}<{thresholds[i]!r};".encode())
+                    name = self.feature_names[features[i]]
+                    digest.update(f"{name}<{thresholds[i]!r};".encode())
         return digest.digest()
 
     def dumps(self) -> bytes:
