@@ -199,16 +199,17 @@ class PatientModels:
             raise ValueError(f"{vital}={value!r} at {at!r}: expected finite numbers")
         self._encoded = None
         m = self._models.get(vital) or self.models(vital)  # :meth:`models`, its usual case first
+        drift, forecaster = m.drift, m.forecaster
         z, trusted, anomalous, deviating, mean, std = m.baseline.update_fields(value)
         scale: float | None = None
         if trusted:  # max(scale, std), ties keeping the first
-            scale = m.drift.params.scale
+            scale = drift.params.scale
             if std > scale:
                 scale = std
-        change = m.drift.update(value, at, scale)
+        change = drift.update(value, at, scale)
         if change is not None and self.config.rebase_on_change:
             m.baseline.rebase(change.level)
-        m.forecaster.update(value, at)
+        forecaster.update(value, at)
         return VitalSignals(
             vital,
             value,
@@ -219,9 +220,9 @@ class PatientModels:
             deviating,
             mean,
             std,
-            m.drift.drift_detected,
+            drift.drift_detected,
             change,
-            m.forecaster.forecast(self.config.horizons_s),
+            forecaster.forecast(self.config.horizons_s),
         )
 
     def observe_many(self, values: Mapping[str, float | None], at: float) -> list[VitalSignals]:

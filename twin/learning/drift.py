@@ -240,14 +240,15 @@ class SustainedChangeDetector:
     def pack_into(self, out: bytearray) -> None:
         """Append the state to ``out`` (used by the patient codec)."""
         ph = self._ph
+        mean = ph._x_mean
         flags = (
-            (_DRIFT if ph.drift_detected else 0)
+            (_DRIFT if ph._drift_detected else 0)
             | (_UP if self._pending > 0 else 0)
             | (_DOWN if self._pending < 0 else 0)
         )
         out += _STATE.pack(
-            int(ph._x_mean.n),
-            ph._x_mean.get(),
+            int(mean.n),
+            mean._mean,
             ph._sum_increase,
             ph._sum_decrease,
             ph._min_increase,
