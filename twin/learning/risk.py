@@ -364,7 +364,9 @@ class PendingLabels:
 
     def add(self, patient_id: str, features: Mapping[str, float], at: float) -> None:
         """Keep ``features`` scored at ``at`` until its outcome is known."""
-        queue = self._by_patient.setdefault(patient_id, deque())
+        queue = self._by_patient.get(patient_id)
+        if queue is None:  # not setdefault: that would build a deque every time
+            queue = self._by_patient[patient_id] = deque()
         if len(queue) >= self.max_per_patient:
             queue.popleft()
             self._size -= 1
