@@ -151,34 +151,56 @@ class VitalWindow:
 
     @classmethod
     def from_ints(cls, flat: list[int]) -> VitalWindow:
-        """Inverse of :meth:`to_ints`.
+        """Inverse of :meth:`to_ints`; ``flat`` is kept, not copied.
 
         >>> w = VitalWindow()
         >>> for t, v in [(0, 70.5), (60, 71.0), (2400, 80.0), (9000, 36.9)]:
         ...     w.add(t, v)
         >>> VitalWindow.from_ints(w.to_ints()) == w
         True
+        >>> v = VitalWindow.from_ints(w.to_ints())
+        >>> v.add(9060, 37.0), w.add(9060, 37.0)
+        (None, None)
+        >>> v.to_ints() == w.to_ints(), v == w
+        (True, True)
         """
-        rows: list[int] = []  # one array built at the end: cheaper than extending it
-        if flat:
-            slot = flat[0]
-            i = 1
-            end = len(flat)
-            while i < end:
-                slot += flat[i]
-                n = flat[i + 1]
-                total = flat[i + 2]
-                if n > 1:
-                    floor_mean = total // n
-                    rows += (slot, n, total, floor_mean - flat[i + 3], floor_mean + flat[i + 4])
-                    i += 5
-                else:
-                    rows += (slot, n, total, total, total)
-                    i += 3
-        return cls(array("i", rows))
+        # ``data`` is unpacked on first use (see __getattr__): a twin is decoded
+        # with all its windows, and most are encoded again, as ``flat``, before
+        # any reading changes them.
+        window = cls.__new__(cls)
+        window._ints = flat
+        return window
+
+    def __getattr__(self, name: str) -> array[int]:
+        # Called only for an unset slot: ``data`` of a window from from_ints.
+        if name != "data" or self._ints is None:
+            raise AttributeError(name)
+        self.data = data = _unpack(self._ints)
+        return data
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, VitalWindow) and self.data == other.data
 
     def __repr__(self) -> str:
         return f"VitalWindow({len(self.data) // _W} buckets)"
+
+
+def _unpack(flat: list[int]) -> array[int]:
+    """The buckets of :meth:`VitalWindow.to_ints`'s form, as ``VitalWindow.data``."""
+    rows: list[int] = []  # one array built at the end: cheaper than extending it
+    if flat:
+        slot = flat[0]
+        i = 1
+        end = len(flat)
+        while i < end:
+            slot += flat[i]
+            n = flat[i + 1]
+            total = flat[i + 2]
+            if n > 1:
+                floor_mean = total // n
+                rows += (slot, n, total, floor_mean - flat[i + 3], floor_mean + flat[i + 4])
+                i += 5
+            else:
+                rows += (slot, n, total, total, total)
+                i += 3
+    return array("i", rows)
