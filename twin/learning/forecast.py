@@ -1,7 +1,8 @@
 """Short-horizon forecasts of one vital of one patient (+30 and +60 minutes).
 
 River's ``time_series.HoltWinters`` with an additive trend and no season
-learns one *step* per burst of readings; vitals arrive irregularly (a monitor
+(its arithmetic, on its state kept as plain numbers: no river objects per
+vital) learns one *step* per burst of readings; vitals arrive irregularly (a monitor
 every minute, a nurse every four hours), so time is handled around it:
 
 * **Steps.** A reading less than ``min_step_s`` after the current step's first
@@ -29,9 +30,7 @@ import statistics
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Self, TypedDict
-
-from river import time_series
+from typing import Self, TypedDict
 
 from twin.learning.errors import LearnedStateError
 
@@ -116,35 +115,47 @@ class VitalForecaster:
     6.2
     """
 
-    __slots__ = ("_count", "_hw", "_interval", "_step_at", "_sum", "params")
+    __slots__ = (
+        "_count",
+        "_first0",
+        "_first1",
+        "_interval",
+        "_level0",
+        "_level1",
+        "_phase",
+        "_step_at",
+        "_sum",
+        "_trend0",
+        "_trend1",
+        "params",
+    )
 
     def __init__(self, params: ForecastParams | None = None) -> None:
         self.params = params if params is not None else ForecastParams()
-        self._hw = self._model()
+        # HoltWinters' state as plain numbers (see _PHASE): the first two values
+        # until initialised, then its two levels and trends, current last.
+        self._phase = 0
+        self._first0 = self._first1 = 0.0
+        self._level0 = self._level1 = self._trend0 = self._trend1 = 0.0
         self._step_at = 0.0
         self._sum = 0.0
         self._count = 0  # readings in the current step; 0 before the first
         self._interval = 0.0  # mean spacing of steps, s; 0 until known
 
-    def _model(self) -> Any:
-        return time_series.HoltWinters(  # type: ignore[no-untyped-call]
-            alpha=self.params.alpha, beta=self.params.beta
-        )
-
     @property
     def ready(self) -> bool:
         """Whether a forecast can be made (two steps seen since the last restart)."""
-        return bool(self._hw._initialized) and self._interval > 0
+        return self._phase >= 2 and self._interval > 0
 
     @property
     def level(self) -> float | None:
         """The smoothed current level, or None before two steps."""
-        return float(self._hw.level[-1]) if self._hw._initialized else None
+        return float(self._level1) if self._phase >= 2 else None
 
     @property
     def slope_per_hour(self) -> float | None:
         """The undamped trend in units per hour, or None when not ready."""
-        return float(self._hw.trend[-1]) * 3600.0 / self._interval if self.ready else None
+        return float(self._trend1) * 3600.0 / self._interval if self.ready else None
 
     def update(self, value: float, at: float) -> None:
         """Learn one reading taken at event time ``at``."""
@@ -162,7 +173,7 @@ class VitalForecaster:
         if self._count:
             gap = at - self._step_at
             if gap > p.max_gap_s:
-                self._hw = self._model()
+                self._phase = 0  # a new model
             elif self._interval:
                 f = p.interval_fading
                 self._interval = f * gap + (1.0 - f) * self._interval
@@ -172,47 +183,48 @@ class VitalForecaster:
         self._learn(y)
 
     def _learn(self, y: float) -> None:
-        """``HoltWinters.learn_one(y)`` written out (additive trend, no season): the
-        same arithmetic as river's ``AdditiveLevel.update`` and ``Trend.update``, and
-        its initialisation on the second value, in a fraction of the calls."""
-        hw = self._hw
-        level, trend = hw.level, hw.trend
-        if hw._initialized:
-            alpha, beta = level.alpha, trend.beta
-            level.append(alpha * y + (1 - alpha) * (level[-1] + trend[-1]))
-            trend.append(beta * (level[-1] - level[-2]) + (1 - beta) * trend[-1])
-            return
-        first = hw._first_values
-        if len(first) != 1:  # the first value (or a state river would handle its own way)
-            hw.learn_one(y)
-            return
-        first.append(y)
-        level.append(_mean_of_two(first[0], y))
-        trend.append(_mean_of_one(y - first[0]))
-        hw._initialized = True
+        """River's ``HoltWinters.learn_one(y)`` with an additive trend and no season:
+        the first value is kept; the second initialises the level to the mean of
+        the two and the trend to their difference (``statistics.mean``); then
+        ``AdditiveLevel.update`` and ``Trend.update``, the same arithmetic."""
+        phase = self._phase
+        if phase >= 2:
+            self._level0, self._trend0 = self._level1, self._trend1
+            self._step(y)
+        elif phase == 1:
+            self._first1 = y
+            self._level1 = _mean_of_two(self._first0, y)
+            self._trend1 = _mean_of_one(y - self._first0)
+            self._phase = 2
+        else:
+            self._first0 = y
+            self._phase = 1
+
+    def _step(self, y: float) -> None:
+        """The current level and trend from the previous ones and ``y``."""
+        p = self.params
+        alpha, beta = p.alpha, p.beta
+        self._level1 = level = alpha * y + (1 - alpha) * (self._level0 + self._trend0)
+        self._trend1 = beta * (level - self._level0) + (1 - beta) * self._trend0
+        self._phase = 3
 
     def _relearn(self, y: float) -> None:
         """Replace the current step's value by ``y`` (HoltWinters keeps one step back)."""
-        hw = self._hw
-        if not hw._initialized:
-            hw._first_values[-1] = y
-        elif len(hw.level) == 1:  # this step initialised the model: initialise again
-            hw.level.clear()
-            hw.trend.clear()
-            hw._initialized = False
-            hw._first_values.pop()
+        phase = self._phase
+        if phase == 3:
+            self._step(y)
+        elif phase == 2:  # this step initialised the model: initialise again
+            self._phase = 1
             self._learn(y)
         else:
-            hw.level.pop()
-            hw.trend.pop()
-            self._learn(y)
+            self._first0 = y
 
     def forecast(self, horizons_s: Iterable[int] = DEFAULT_HORIZONS_S) -> dict[int, float]:
         """Projected values ``horizon`` seconds after the current step; {} if not ready."""
         if not self.ready:
             return {}
         p = self.params
-        level, trend = self._hw.level[-1], self._hw.trend[-1]
+        level, trend = self._level1, self._trend1
         tau = p.trend_damping_s
         out: dict[int, float] = {}
         low, high = p.low, p.high
@@ -243,29 +255,22 @@ class VitalForecaster:
 
     def pack_into(self, out: bytearray) -> None:
         """Append the state to ``out`` (used by the patient codec)."""
-        hw = self._hw
-        if hw._initialized and len(hw.level) == 2:  # phase 3: level and trend, both kept
-            (level0, level1), (trend0, trend1) = hw.level, hw.trend
+        phase = self._phase
+        if phase == 3:
             out += _LEARNING.pack(
                 3,
-                level0,
-                level1,
-                trend0,
-                trend1,
+                self._level0,
+                self._level1,
+                self._trend0,
+                self._trend1,
                 self._step_at,
                 self._sum,
                 self._count,
                 self._interval,
             )
             return
-        if not hw._initialized:
-            phase, values = len(hw._first_values), hw._first_values
-        elif len(hw.level) == 1:
-            phase, values = 2, hw._first_values
-        else:
-            phase, values = 3, (*hw.level, *hw.trend)
         out += _PHASE.pack(phase)
-        out += _VALUES[phase].pack(*values)
+        out += _VALUES[phase].pack(*(self._first0, self._first1)[:phase])
         if phase:
             out += _STEP.pack(self._step_at, self._sum, self._count, self._interval)
 
@@ -298,14 +303,14 @@ class VitalForecaster:
                 forecaster._step_at, forecaster._sum, forecaster._count, forecaster._interval = step
         except struct.error as exc:
             raise LearnedStateError(f"forecaster state truncated at byte {offset}") from exc
-        hw = forecaster._hw
         if phase == 3:
-            hw.level.extend(values[:2])
-            hw.trend.extend(values[2:])
-            hw._initialized = True
+            level0, level1, trend0, trend1 = values
+            forecaster._level0, forecaster._level1 = level0, level1
+            forecaster._trend0, forecaster._trend1 = trend0, trend1
+            forecaster._phase = 3
         else:
             for value in values:  # replaying the first values rebuilds phases 1 and 2
-                hw.learn_one(value)
+                forecaster._learn(value)
         return forecaster, offset
 
 
