@@ -136,7 +136,7 @@ class SustainedChangeDetector:
     @property
     def drift_detected(self) -> bool:
         """PageHinkley's raw alarm on the last reading (before confirmation)."""
-        return bool(self._ph.drift_detected)
+        return bool(self._ph._drift_detected)  # river's property, without its call
 
     @property
     def pending(self) -> Direction | None:
