@@ -91,8 +91,9 @@ def _begin(state: TwinState, cfg: TwinConfig, event_id: str, at: float) -> bool 
     state.events_applied += 1
     if state.first_event_at is None or at < state.first_event_at:
         state.first_event_at = at
-    newest = at if state.newest_event_at is None else max(state.newest_event_at, at)
-    state.newest_event_at = newest
+    newest = state.newest_event_at
+    if newest is None or at > newest:  # max() without the call
+        state.newest_event_at = newest = at
     return at < newest - cfg.lateness_s
 
 

@@ -30,6 +30,7 @@ __all__ = [
 SourceGrade = Literal["bedside", "wearable", "lab"]
 Value = float | str | bool
 _NUMBERS = (int, float)
+_blake2b = hashlib.blake2b
 
 
 @dataclass(slots=True)
@@ -136,12 +137,14 @@ class TwinState:
 
     def seen(self, event_id: str, window: int) -> bool:
         """Remember ``event_id``; True if it was among the last ``window`` ids."""
-        fp = event_fingerprint(event_id)
-        if fp in self.recent_ids:
+        # event_fingerprint inlined: every event asks.
+        fp = _blake2b(event_id.encode(), digest_size=6).digest()
+        recent = self.recent_ids
+        if fp in recent:
             return True
-        self.recent_ids.append(fp)
-        if len(self.recent_ids) > window:
-            del self.recent_ids[: len(self.recent_ids) - window]
+        recent.append(fp)
+        if len(recent) > window:
+            del recent[: len(recent) - window]
         return False
 
     def copy(self) -> TwinState:
@@ -159,4 +162,4 @@ class TwinState:
 
 def event_fingerprint(event_id: str) -> bytes:
     """A 6-byte fingerprint of an event id (collision odds ~1e-13 in a 32-id window)."""
-    return hashlib.blake2b(event_id.encode(), digest_size=6).digest()
+    return _blake2b(event_id.encode(), digest_size=6).digest()
