@@ -1,10 +1,10 @@
 """Sustained level shifts of one vital of one patient (resting HR up 20 bpm for hours).
 
 River's ``drift.PageHinkley`` (a two-sided CUSUM against its running mean since
-its last reset) watches every reading, anomalous ones included, with its
-thresholds in units of the vital's clinical ``scale``
-(``twin.learning.vitals``). Three additions turn its alarm into a *sustained*
-change rather than a spike:
+its last reset; its arithmetic, on its state kept as plain numbers) watches
+every reading, anomalous ones included, with its thresholds in units of the
+vital's clinical ``scale`` (``twin.learning.vitals``). Three additions turn
+its alarm into a *sustained* change rather than a spike:
 
 * **Clipping.** A reading enters the test at most ``clip`` scales away from the
   detector's running mean, so one reading adds at most ``clip - delta`` scales
@@ -32,9 +32,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
-from typing import Any, Literal, Self
-
-from river import drift, stats
+from typing import Literal, Self
 
 from twin.learning.errors import LearnedStateError
 
@@ -87,6 +85,36 @@ class SustainedChange:
     confirmed_at: float
 
 
+class _PageHinkley:
+    """The state of river's ``drift.PageHinkley`` (mode "both") as plain numbers:
+    its running mean (``stats.Mean``: count and mean), the two CUSUM sums with
+    their extremes, and the alarm. Its update is written out in
+    :meth:`SustainedChangeDetector.update`, with river's arithmetic."""
+
+    __slots__ = (
+        "drift_detected",
+        "max_decrease",
+        "mean",
+        "min_increase",
+        "n",
+        "sum_decrease",
+        "sum_increase",
+    )
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """River's ``PageHinkley._reset``."""
+        self.drift_detected = False
+        self.n = 0.0
+        self.mean = 0.0
+        self.sum_increase = 0.0
+        self.sum_decrease = 0.0
+        self.min_increase = math.inf
+        self.max_decrease: float = -1  # an int in river too; packed as a float
+
+
 class SustainedChangeDetector:
     """PageHinkley with clipping, an onset estimate and a minimum duration.
 
@@ -118,14 +146,8 @@ class SustainedChangeDetector:
     )
 
     def __init__(self, params: DriftParams | None = None) -> None:
-        self.params = p = params if params is not None else DriftParams()
-        self._ph: Any = drift.PageHinkley(
-            min_instances=p.min_instances,
-            delta=p.delta * p.scale,
-            threshold=p.threshold * p.scale,
-            alpha=p.alpha,
-            mode="both",
-        )
+        self.params = params if params is not None else DriftParams()
+        self._ph = _PageHinkley()
         self._up_onset = self._down_onset = 0.0
         self._up_level = self._down_level = 0.0
         self._pending = 0  # +1 up, -1 down, 0 none
@@ -136,7 +158,7 @@ class SustainedChangeDetector:
     @property
     def drift_detected(self) -> bool:
         """PageHinkley's raw alarm on the last reading (before confirmation)."""
-        return bool(self._ph._drift_detected)  # river's property, without its call
+        return bool(self._ph.drift_detected)
 
     @property
     def pending(self) -> Direction | None:
@@ -146,7 +168,7 @@ class SustainedChangeDetector:
     @property
     def level(self) -> float:
         """PageHinkley's running mean: the level since its last alarm."""
-        return float(self._ph._x_mean.get())
+        return float(self._ph.mean)
 
     def update(self, value: float, at: float, scale: float | None = None) -> SustainedChange | None:
         """Feed one reading at event time ``at``; a change when one is confirmed.
@@ -158,43 +180,42 @@ class SustainedChangeDetector:
         p = self.params
         s = p.scale if scale is None else scale
         ph = self._ph
-        ph.delta, ph.threshold = delta, threshold = p.delta * s, p.threshold * s
+        delta, threshold = p.delta * s, p.threshold * s
         x = value
-        if ph._drift_detected:  # after an alarm PageHinkley resets first
-            ph._reset()
-        elif ph._x_mean.n:
-            ref, reach = ph._x_mean._mean, p.clip * s
+        if ph.drift_detected:  # after an alarm PageHinkley resets first
+            ph.reset()
+        elif ph.n:
+            ref, reach = ph.mean, p.clip * s
             # min(max(value, ref - reach), ref + reach), without the builtins' calls
             low, high = ref - reach, ref + reach
             clipped = low if low > value else value
             x = high if high < clipped else clipped
         # PageHinkley.update(x) after its reset, written out (river's stats.Mean
         # update with weight 1, then the two-sided test): the same arithmetic.
-        mean = ph._x_mean
-        mean.n += 1.0
-        mean._mean += (1.0 / mean.n) * (x - mean._mean)
-        dev = x - mean._mean
-        ph._sum_increase = increase = ph.alpha * ph._sum_increase + dev - delta
-        ph._sum_decrease = decrease = ph.alpha * ph._sum_decrease + dev + delta
-        if increase < ph._min_increase:
-            ph._min_increase = increase
-        if decrease > ph._max_decrease:
-            ph._max_decrease = decrease
-        if mean.n >= ph.min_instances:
-            ph._drift_detected = (
-                increase - ph._min_increase > threshold or ph._max_decrease - decrease > threshold
+        ph.n += 1.0
+        ph.mean += (1.0 / ph.n) * (x - ph.mean)
+        dev = x - ph.mean
+        ph.sum_increase = increase = p.alpha * ph.sum_increase + dev - delta
+        ph.sum_decrease = decrease = p.alpha * ph.sum_decrease + dev + delta
+        if increase < ph.min_increase:
+            ph.min_increase = increase
+        if decrease > ph.max_decrease:
+            ph.max_decrease = decrease
+        if ph.n >= p.min_instances:
+            ph.drift_detected = (
+                increase - ph.min_increase > threshold or ph.max_decrease - decrease > threshold
             )
         # The level before a change is only known once the running mean has
         # min_instances readings behind it; NaN until then, and an alarm with
         # an unknown level before it is ignored.
-        known = mean._mean if mean.n >= p.min_instances else math.nan
-        if increase == ph._min_increase:
+        known = ph.mean if ph.n >= p.min_instances else math.nan
+        if increase == ph.min_increase:
             self._up_onset, self._up_level = at, known
-        if decrease == ph._max_decrease:
+        if decrease == ph.max_decrease:
             self._down_onset, self._down_level = at, known
 
         if ph.drift_detected:
-            rising = ph._sum_increase - ph._min_increase >= ph._max_decrease - ph._sum_decrease
+            rising = ph.sum_increase - ph.min_increase >= ph.max_decrease - ph.sum_decrease
             sign = 1 if rising else -1
             before = self._up_level if rising else self._down_level
             if self._pending == 0 and not math.isnan(before):
@@ -209,16 +230,16 @@ class SustainedChangeDetector:
             return None
         if (value - self._pre_level) * self._pending >= p.min_shift * s / 2:
             self._beyond = min(self._beyond + 1, _MAX_BEYOND)
-        post = ph._x_mean.n
+        post = ph.n
         if at - self._pending_onset < p.min_duration_s or post < p.min_post_readings:
             return None
         sign, self._pending = self._pending, 0
-        level = float(ph._x_mean.get())
+        level = float(ph.mean)
         shift = level - self._pre_level
         if shift * sign < p.min_shift * s or self._beyond < p.min_fraction * post:
             # An excursion that ended: start afresh, lest its readings in the
             # running mean make the return to normal look like a change.
-            ph._reset()
+            ph.reset()
             return None
         direction: Direction = "up" if sign > 0 else "down"
         return SustainedChange(direction, shift, level, self._pre_level, self._pending_onset, at)
@@ -240,19 +261,18 @@ class SustainedChangeDetector:
     def pack_into(self, out: bytearray) -> None:
         """Append the state to ``out`` (used by the patient codec)."""
         ph = self._ph
-        mean = ph._x_mean
         flags = (
-            (_DRIFT if ph._drift_detected else 0)
+            (_DRIFT if ph.drift_detected else 0)
             | (_UP if self._pending > 0 else 0)
             | (_DOWN if self._pending < 0 else 0)
         )
         out += _STATE.pack(
-            int(mean.n),
-            mean._mean,
-            ph._sum_increase,
-            ph._sum_decrease,
-            ph._min_increase,
-            ph._max_decrease,
+            int(ph.n),
+            ph.mean,
+            ph.sum_increase,
+            ph.sum_decrease,
+            ph.min_increase,
+            ph.max_decrease,
             self._up_onset,
             self._up_level,
             self._down_onset,
@@ -304,10 +324,10 @@ class SustainedChangeDetector:
             raise LearnedStateError("drift state holds a non-finite running mean")
         detector = cls(params)
         ph = detector._ph
-        ph._x_mean = stats.Mean._from_state(float(n), mean)
-        ph._sum_increase, ph._sum_decrease = inc, dec
-        ph._min_increase, ph._max_decrease = min_inc, max_dec
-        ph._drift_detected = bool(flags & _DRIFT)
+        ph.n, ph.mean = float(n), mean
+        ph.sum_increase, ph.sum_decrease = inc, dec
+        ph.min_increase, ph.max_decrease = min_inc, max_dec
+        ph.drift_detected = bool(flags & _DRIFT)
         detector._up_onset, detector._up_level = up_at, up_level
         detector._down_onset, detector._down_level = down_at, down_level
         detector._beyond = beyond
