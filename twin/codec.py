@@ -33,7 +33,7 @@ _GRADE_CODE = {grade: i for i, grade in enumerate(_GRADES)}
 _COMPRESS_OVER = 1536
 _EXACT = 2**53  # floats within this are exact integers when whole
 _BELOW_EXACT = -_EXACT  # negated once here, not at every test
-_AS_IS = (str, bool, int)  # values _n leaves unchanged (bool is an int)
+_AS_IS = (str, int)  # values that pack as they are (bool is an int)
 
 # Rule names and parameter names stored as small integers (append only: the
 # position is the code). Names not listed are stored as strings.
@@ -94,7 +94,7 @@ def _latest(latest: dict[str, Observation], newest: float) -> dict[int | str, tu
     grades = _GRADE_CODE
     low, high = _BELOW_EXACT, _EXACT
     # The values of one event share its time object: their age is worked out once.
-    at: object = None
+    at: object = object()  # no observation's time
     ago: Any = None
     for k, o in latest.items():
         v: Any = o.value
