@@ -13,6 +13,7 @@ from typing import Any, cast
 import faust
 from faust.transport.consumer import Consumer
 
+from stream import gcpolicy
 from stream.faust_consumer import install as install_consumer
 from stream.kafka import kafka_client_options
 from stream.settings import FAUST_DATADIR, Settings, get_settings
@@ -168,6 +169,16 @@ async def _drop_monitor() -> None:
     # exports its own Prometheus metrics); removing it saves ~5 % per event
     # (../shared/PERF-NOTES.md). It is added to app.sensors when the app starts.
     app.sensors.remove(app.monitor)
+
+
+@app.task  # type: ignore[untyped-decorator]
+async def _full_garbage_collections() -> None:
+    # Survivors of young collections are frozen (stream.gcpolicy): the whole heap
+    # is collected here, on a schedule, rather than whenever Python decides.
+    every = settings.gc_full_minutes * 60
+    while every > 0:
+        await asyncio.sleep(every)
+        gcpolicy.full_collection()
 
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import importlib
 import logging
 import os
@@ -31,10 +30,10 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
     use_loop("uvloop")
     # Tens of thousands of hot twins are long-lived objects: full collections of
-    # them took ~0.75 s each (bench profile). Freeze what start-up allocated and
-    # run the oldest generation far less often.
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    # them took ~0.75 s each (bench profile). See stream.gcpolicy.
+    from stream import gcpolicy
+
+    gcpolicy.install(freeze_survivors=settings.gc_full_minutes > 0)
     import agents.twin_updater  # noqa: F401  (registers the agent)
     from stream.app import app
 

@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     checkpoint_seconds: float = Field(
         30.0, gt=0, description="Wall time between checkpoints of shared models."
     )
+    gc_full_minutes: float = Field(
+        60.0,
+        ge=0,
+        description="A full garbage collection of the worker's heap this often (0: Python's"
+        " own schedule, which walks every hot twin every minute or two on a busy feed).",
+    )
 
     # --- API ---------------------------------------------------------------
     api_host: str = "127.0.0.1"

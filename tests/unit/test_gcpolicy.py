@@ -1,0 +1,67 @@
+"""stream.gcpolicy: survivors of young collections are frozen, so automatic
+collections skip them; the scheduled full collection still finds their garbage."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from stream import gcpolicy
+
+pytestmark = pytest.mark.unit
+
+
+class Node:
+    """An object in a reference cycle with itself."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+@pytest.fixture
+def policy() -> Iterator[None]:
+    saved = gc.get_threshold()
+    gcpolicy.install()
+    try:
+        yield
+    finally:
+        gcpolicy.uninstall(saved)
+
+
+def test_old_cyclic_garbage_waits_for_the_full_collection(policy: None) -> None:
+    node = Node()
+    alive = weakref.ref(node)
+    gc.collect(1)  # node survives a collection of generation 1: it is frozen
+    assert gc.get_freeze_count() > 0
+    del node
+    gc.collect()  # an automatic-style collection skips the frozen objects
+    assert alive() is not None
+    found, seconds = gcpolicy.full_collection()
+    assert alive() is None and found >= 1 and seconds >= 0
+    assert gc.get_freeze_count() > 0  # the survivors are frozen again
+
+
+def test_young_cyclic_garbage_is_collected_as_usual(policy: None) -> None:
+    node = Node()
+    alive = weakref.ref(node)
+    del node
+    gc.collect(0)
+    assert alive() is None
+
+
+def test_without_the_policy_nothing_is_frozen() -> None:
+    gcpolicy.install(freeze_survivors=False)
+    try:
+        gc.unfreeze()
+        node = Node()
+        alive = weakref.ref(node)
+        gc.collect(1)
+        assert gc.get_freeze_count() == 0
+        del node
+        gc.collect()
+        assert alive() is None
+    finally:
+        gcpolicy.uninstall()
