@@ -221,7 +221,7 @@ class VitalForecaster:
 
     def forecast(self, horizons_s: Iterable[int] = DEFAULT_HORIZONS_S) -> dict[int, float]:
         """Projected values ``horizon`` seconds after the current step; {} if not ready."""
-        if not self.ready:
+        if self._phase < 2 or not self._interval > 0:  # not self.ready, without its call
             return {}
         p = self.params
         level, trend = self._level1, self._trend1
