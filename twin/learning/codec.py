@@ -18,9 +18,9 @@ exact and the next output of a decoded model equals the original's)::
                          current), current step (start, sum, count), spacing
 
 That is 160 bytes a vital once learning, 962 bytes for six (1058 in the rare
-moment when all six have a change pending). Only numbers are stored: the
-river objects are rebuilt from them on decode, so the bytes do not depend on
-river's pickles. Parameters (:class:`LearningConfig`) are not stored and must
+moment when all six have a change pending). Only numbers are stored (the
+models hold river's PageHinkley and HoltWinters state as numbers too), so the
+bytes do not depend on river's pickles. Parameters (:class:`LearningConfig`) are not stored and must
 be the same on both sides. Decoding is lazy per vital (see
 :meth:`PatientModels.decode`).
 """
