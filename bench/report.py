@@ -85,13 +85,6 @@ def table(res: dict[str, Any]) -> None:
             f"{ratio['whole_input_vs_first']}x / {ratio['same_first_events']}x"
             f" (first {ratio['first_events']:,})",
         )
-    ratio = res.get("naive_ratio") or {}
-    if ratio:
-        t.add_row(
-            "twinstream / naive: whole input vs naive's first events / same first events",
-            f"{ratio['whole_input_vs_first']}x / {ratio['same_first_events']}x"
-            f" (first {ratio['first_events']:,})",
-        )
     for key in sorted(k for k in res if k.startswith("latency_ms")):
         lat = res[key]
         offered = (res.get(key.replace("_ms", "_run"), {}).get("offered") or {}).get("rate", 0)
