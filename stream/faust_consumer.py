@@ -7,17 +7,15 @@ after a fetch, the partitions with data are buffered, so the next request
 names only the idle ones (the worker subscribes to seven topics, of which a
 live feed fills one or two) and the broker holds it for the full 1.5 s; new
 records wait behind it. Measured with ``bench/latency.py`` at 2,000 vitals/s:
-a raw aiokafka consumer of the same topic saw 3-10 ms from produce to receive,
-the worker's agent 1.5-1.8 s. ``TWIN_FETCH_MAX_WAIT_MS`` (default 20) bounds
-that wait; an idle worker then asks an idle broker for records every 20 ms.
-(At 2,000 events/s, 20 ms against 10 ms: worker CPU 280-288 µs per event
-against 348-371, latency p95/p99 50-54 / 62-67 ms against 50-105 / 74-173, p50
-about the same; 30 ms raised the p50 by 10 ms.) Working through a backlog,
-those short polls of the idle partitions cost: one worker on the bench's
-preloaded input ran 20-25 % slower with a 10 ms wait than with 100 ms or more.
-So the wait adapts: after a fetch that returned at least :data:`BUSY_RECORDS`
-records (a backlog) it is ``TWIN_FETCH_MAX_WAIT_BUSY_MS`` (default 500), after
-a smaller one (a live feed, caught up) ``TWIN_FETCH_MAX_WAIT_MS``.
+a raw aiokafka consumer of the same topic saw 3-10 ms from produce to
+receive, the worker's agent 1.5-1.8 s. ``TWIN_FETCH_MAX_WAIT_MS`` (default
+10) bounds that wait; an idle worker then asks an idle broker for records
+every 10 ms. Working through a backlog, those short polls of the idle
+partitions cost: one worker on the bench's preloaded input ran 20-25 %
+slower with a 10 ms wait than with 100 ms or more. So the wait adapts: after a
+fetch that returned at least :data:`BUSY_RECORDS` records (a backlog) it is
+``TWIN_FETCH_MAX_WAIT_BUSY_MS`` (default 500), after a smaller one (a live
+feed, caught up) ``TWIN_FETCH_MAX_WAIT_MS``.
 
 **Eager delivery.**
 
@@ -337,7 +335,7 @@ def install(
     app: faust.App,
     *,
     eager_delivery: bool = True,
-    fetch_max_wait_ms: int = 20,
+    fetch_max_wait_ms: int = 10,
     busy_fetch_max_wait_ms: int = 500,
     fetch_min_bytes: int = 1,
     batch_topics: Iterable[str] = (),

@@ -85,7 +85,7 @@ class Settings(BaseSettings):
         True, description="Hand the agent one Faust message per partition and fetch."
     )
     fetch_max_wait_ms: int = Field(
-        20, ge=0, le=1500, description="Longest the broker may hold a fetch (live feed)."
+        10, ge=0, le=1500, description="Longest the broker may hold a fetch (live feed)."
     )
     fetch_min_bytes: int = Field(
         32_768,
