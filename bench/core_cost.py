@@ -42,11 +42,9 @@ from pydantic import BaseModel
 
 from bench.inputs import main_mix
 from schemas.decode import Rejection, decode
-from schemas.labs import LabEvent
+from schemas.export import CONTRACTS
 from schemas.outcomes import OutcomeEvent
-from schemas.profiles import PatientProfile
 from schemas.vitals import VitalsEvent
-from schemas.wearables import WearableEvent
 from stream.handlers import APPLIERS
 from twin.codec import decode_twin, encode_twin
 from twin.config import TwinConfig
@@ -54,13 +52,7 @@ from twin.learning.risk import RiskModel
 from twin.population import PartitionModels
 from twin.state import TwinState
 
-_MODELS: dict[str, type[BaseModel]] = {
-    "vitals": VitalsEvent,
-    "labs": LabEvent,
-    "wearables": WearableEvent,
-    "profiles": PatientProfile,
-    "outcomes": OutcomeEvent,
-}
+_MODELS = CONTRACTS  # feed kind -> contract model
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "physionet2012"
 _NOW = datetime(2026, 1, 2, tzinfo=UTC).timestamp()
 

@@ -33,15 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from bench.inputs import main_mix
 from schemas.decode import Rejection, describe_validation_error
-from schemas.labs import LabEvent
-from schemas.outcomes import OutcomeEvent
-from schemas.profiles import PatientProfile
-from schemas.vitals import VitalsEvent
-from schemas.wearables import WearableEvent
+from schemas.export import CONTRACTS
 from stream.handlers import Decoded, TopicDecoder, decoders_for
 from stream.settings import Settings
 
@@ -49,13 +45,7 @@ __all__ = ["digest_of", "main", "mutants", "python_digest"]
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "physionet2012"
 _MUTANTS_PER_KIND = 40
-_MODELS: dict[str, type[BaseModel]] = {
-    "vitals": VitalsEvent,
-    "labs": LabEvent,
-    "wearables": WearableEvent,
-    "profiles": PatientProfile,
-    "outcomes": OutcomeEvent,
-}
+_MODELS = CONTRACTS  # feed kind -> contract model
 _TIMES = frozenset({"observed_at", "updated_at"})
 # Replacement values tried in every field: out of range both ways, wrong types, edge numbers.
 _ODD_VALUES: tuple[Any, ...] = (

@@ -96,11 +96,10 @@ class _Measurements(WireModel):
         )
 
 
-# Import-time guard: a new measurement field must be added to _has_measurement and
-# WearableReading._not_empty too.
+# Import-time guard: a new measurement field must be added to _has_measurement too.
 _CHECKED = ("heart_rate", "spo2", "steps", "skin_temperature_c", "hrv_rmssd_ms", "sleep_stage")
 if WEARABLE_FIELDS != _CHECKED or tuple(_Measurements.model_fields) != _CHECKED:  # pragma: no cover
-    raise RuntimeError("_has_measurement and _not_empty must check every field of WEARABLE_FIELDS")
+    raise RuntimeError("_has_measurement must check every field of WEARABLE_FIELDS")
 
 
 class WearableReading(_Measurements):
@@ -110,17 +109,7 @@ class WearableReading(_Measurements):
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
-        # _has_measurement written out once more: a method call per reading costs
-        # as much as the test itself.
-        fields = self.__dict__
-        if (
-            fields["heart_rate"] is None
-            and fields["spo2"] is None
-            and fields["steps"] is None
-            and fields["skin_temperature_c"] is None
-            and fields["hrv_rmssd_ms"] is None
-            and fields["sleep_stage"] is None
-        ):
+        if not self._has_measurement():
             raise ValueError("at least one measurement is required")
         return self
 

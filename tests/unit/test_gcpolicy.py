@@ -73,10 +73,7 @@ def test_twins_hold_no_reference_cycles() -> None:
     from datetime import UTC, datetime
 
     from schemas.decode import Rejection, decode
-    from schemas.labs import LabEvent
-    from schemas.profiles import PatientProfile
-    from schemas.vitals import VitalsEvent
-    from schemas.wearables import WearableEvent
+    from schemas.export import CONTRACTS
     from stream.feeds.simulator import SimConfig, generate
     from stream.handlers import APPLIERS
     from twin.codec import decode_twin, encode_twin
@@ -85,18 +82,12 @@ def test_twins_hold_no_reference_cycles() -> None:
     from twin.population import PartitionModels
     from twin.state import TwinState
 
-    models_by_kind = {
-        "vitals": VitalsEvent,
-        "labs": LabEvent,
-        "wearables": WearableEvent,
-        "profiles": PatientProfile,
-    }
     start = datetime(2026, 1, 1, tzinfo=UTC)
     config = SimConfig(patients=12, seed=3, start=start, wearables=True, hours=3.0)
     cfg, models = TwinConfig(), PartitionModels(RiskModel())
     twins: dict[str, TwinState] = {}
     for msg in generate(config):
-        event = decode(models_by_kind[msg.kind], msg.value)
+        event = decode(CONTRACTS[msg.kind], msg.value)
         assert not isinstance(event, Rejection)
         twin = twins.setdefault(msg.key.decode(), TwinState(msg.key.decode()))
         alerts = APPLIERS[type(event)](twin, event, cfg, start.timestamp() + 4 * 3600)
