@@ -2,11 +2,12 @@
 everysec``, or a failover to a lagging replica): simulated by restarting Redis from
 a copy of its append-only file taken a few seconds earlier.
 
-A SIGKILL of Redis alone loses nothing (the AOF is written before Redis replies,
-and the kernel keeps the written pages), which ``test_service_faults`` shows. A
-rollback is different: Redis's twins and applied offsets go back together (same
-AOF), so the records in between must be applied again from Kafka, but Faust has
-already committed Kafka offsets past them.
+A SIGKILL of Redis alone usually loses nothing (the AOF is written before Redis
+replies, and the kernel keeps the written pages; but see ``test_service_faults``:
+while a slow background fsync runs, ``everysec`` postpones the write and replies
+anyway). A rollback is different: Redis's twins and applied offsets go back
+together (same AOF), so the records in between must be applied again from Kafka,
+but Faust has already committed Kafka offsets past them.
 """
 
 from __future__ import annotations
