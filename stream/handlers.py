@@ -33,7 +33,7 @@ from twin.apply import (
 from twin.config import TwinConfig
 from twin.state import TwinState
 
-__all__ = ["APPLIERS", "Decoded", "TopicDecoder", "decoders_for", "pseudonymise"]
+__all__ = ["APPLIERS", "Decoded", "TopicDecoder", "decoders_for", "pseudonymise", "pseudonymiser"]
 
 _PATIENT_KEY = re.compile(rb"^[A-Za-z0-9._:@-]{1,128}$")
 
@@ -120,6 +120,14 @@ def _ack(key: bytes | None, value: bytes | None) -> Decoded | Rejection:
     return Decoded([(key.decode(), item)])
 
 
+def pseudonymiser(settings: Settings) -> Pseudonymiser:
+    """``patient_id -> pseudonym`` with ``TWIN_PSEUDONYM_KEY``; None without it."""
+    secret = settings.pseudonym_key
+    if secret is None:
+        return None
+    return functools.partial(pseudonymise, key=secret.get_secret_value().encode())
+
+
 def decoders_for(settings: Settings) -> dict[str, TopicDecoder]:
     """Input topic name -> decoder.
 
@@ -127,11 +135,7 @@ def decoders_for(settings: Settings) -> dict[str, TopicDecoder]:
     pseudonym right after validation, before anything is stored, logged or
     emitted; twinstream never stores the mapping back.
     """
-    secret = settings.pseudonym_key
-    pseudo: Pseudonymiser = None
-    if secret is not None:
-        raw_key = secret.get_secret_value().encode()
-        pseudo = functools.partial(pseudonymise, key=raw_key)
+    pseudo = pseudonymiser(settings)
     return {
         settings.topic_vitals: _model(VitalsEvent, pseudo),
         settings.topic_labs: _model(LabEvent, pseudo),

@@ -40,7 +40,7 @@ from schemas.deadletter import DeadLetter, RejectReason
 from schemas.decode import Rejection
 from schemas.outcomes import OutcomeEvent
 from stream import metrics
-from stream.handlers import APPLIERS, Decoded, decoders_for, pseudonymise
+from stream.handlers import APPLIERS, Decoded, decoders_for, pseudonymiser
 from stream.ports import Envelope, OutputSink
 from stream.settings import Settings
 from stream.store import BatchCommit, StaleEpochError, StoreRolledBackError, TwinStore
@@ -138,8 +138,7 @@ class TwinUpdater:
         self.assigned: set[int] | None = None
         """Partitions Kafka assigned us (None: not tracked, as in tests without Faust)."""
         self._decoders = decoders_for(settings)
-        secret = settings.pseudonym_key
-        self._pseudonym_key = None if secret is None else secret.get_secret_value().encode()
+        self._pseudonym = pseudonymiser(settings)
         self._sending: dict[int, list[asyncio.Task[None]]] = {}
         """Per partition, the sends of its committed outboxes not yet acknowledged,
         oldest first."""
@@ -257,8 +256,8 @@ class TwinUpdater:
         if part is None:
             return False
         pid = key.decode("utf-8", "replace")
-        if self._pseudonym_key is not None:
-            pid = pseudonymise(pid, self._pseudonym_key)
+        if self._pseudonym is not None:
+            pid = self._pseudonym(pid)
         return pid in part.twins
 
     async def process(self, records: Sequence[Envelope]) -> None:
