@@ -30,7 +30,6 @@ __all__ = [
 SourceGrade = Literal["bedside", "wearable", "lab"]
 Value = float | str | bool
 _NUMBERS = (int, float)
-_blake2b = hashlib.blake2b
 
 
 @dataclass(slots=True)
@@ -137,8 +136,7 @@ class TwinState:
 
     def seen(self, event_id: str, window: int) -> bool:
         """Remember ``event_id``; True if it was among the last ``window`` ids."""
-        # event_fingerprint inlined: every event asks.
-        fp = _blake2b(event_id.encode(), digest_size=6).digest()
+        fp = event_fingerprint(event_id)
         recent = self.recent_ids
         if fp in recent:
             return True
@@ -162,4 +160,4 @@ class TwinState:
 
 def event_fingerprint(event_id: str) -> bytes:
     """A 6-byte fingerprint of an event id (collision odds ~1e-13 in a 32-id window)."""
-    return _blake2b(event_id.encode(), digest_size=6).digest()
+    return hashlib.blake2b(event_id.encode(), digest_size=6).digest()
