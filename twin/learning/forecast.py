@@ -76,29 +76,6 @@ class ForecastParams:
             raise ValueError("expected 0 < min_step_s < max_gap_s")
 
 
-def _mean_of_two(a: float, b: float) -> float:
-    """``statistics.mean([a, b])`` as HoltWinters initialises its level, without its
-    exact sum in fractions in the usual case: for floats whose sum is far from
-    overflow and underflow, halving is exact, so rounding the sum and halving it
-    is rounding the exact mean.
-
-    >>> _mean_of_two(0.1, 0.7) == statistics.mean([0.1, 0.7])
-    True
-    """
-    total = a + b
-    if type(a) is float and type(b) is float and 1e-300 < abs(total) < 1e300:
-        return total / 2
-    return statistics.mean((a, b))
-
-
-def _mean_of_one(a: float) -> float:
-    """``statistics.mean([a])`` (HoltWinters' initial trend): ``a`` itself, but for
-    zeros (signed, and mean gives ``0.0``), non-finite numbers and non-floats."""
-    if type(a) is float and a != 0.0 and math.isfinite(a):
-        return a
-    return statistics.mean((a,))
-
-
 class VitalForecaster:
     """HoltWinters (level + trend) over irregular readings, forecast in seconds.
 
@@ -193,8 +170,9 @@ class VitalForecaster:
             self._step(y)
         elif phase == 1:
             self._first1 = y
-            self._level1 = _mean_of_two(self._first0, y)
-            self._trend1 = _mean_of_one(y - self._first0)
+            # Once per model start: statistics.mean as river calls it (exact sums).
+            self._level1 = statistics.mean((self._first0, y))
+            self._trend1 = statistics.mean((y - self._first0,))
             self._phase = 2
         else:
             self._first0 = y
