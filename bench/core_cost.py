@@ -33,11 +33,13 @@ import hashlib
 import pstats
 import statistics
 import time
+import zlib
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import zstandard
 from pydantic import BaseModel
 
 from bench.inputs import main_mix
@@ -65,6 +67,14 @@ def events(data_dir: Path, stays: int, patients: int, hours: float) -> list[tupl
         if not isinstance(item, Rejection):
             out.append((key.decode(), item))
     return out
+
+
+def _content(raw: bytes) -> bytes:
+    """A stored twin's MessagePack form: the digest covers what is stored, not how
+    it is compressed (Zstandard since session 6, zlib before: same digests)."""
+    if raw[:4] == b"\x28\xb5\x2f\xfd":
+        return zstandard.ZstdDecompressor().decompress(raw)
+    return zlib.decompress(raw) if raw[:1] == b"\x78" else raw
 
 
 def replay(
@@ -109,7 +119,7 @@ def replay(
         decoding += t3 - t2
         if digest is not None:
             for pid in sorted(encoded):
-                digest.update(encoded[pid])
+                digest.update(_content(encoded[pid]))
         changed.clear()
     return core, encoding, decoding
 

@@ -4,11 +4,14 @@ lab rules and the codec, on plain functions with no broker and no event loop."""
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import msgpack
 import pytest
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -30,7 +33,7 @@ from twin.apply import (
     check_stale,
 )
 from twin.assess import assess
-from twin.codec import decode_twin, encode_twin
+from twin.codec import CodecError, decode_twin, encode_twin
 from twin.config import DEFAULT_CRITICAL_LABS, TwinConfig
 from twin.state import TwinState
 
@@ -749,6 +752,29 @@ def test_busy_twin_encodes_within_2_kib() -> None:
     unlearned = dataclasses.replace(state, learned=None, models=None)
     print(f"\nbusy twin: {len(raw)} bytes encoded, {len(encode_twin(unlearned))} without models")
     assert len(raw) <= 2048
+
+
+def test_a_busy_twin_is_stored_compressed_and_one_stored_with_zlib_still_reads() -> None:
+    state = busy_twin()
+    raw = encode_twin(state)
+    plain = zstandard.ZstdDecompressor().decompress(raw)
+    assert isinstance(msgpack.unpackb(plain, strict_map_key=False), dict)
+    assert raw[:4] == b"\x28\xb5\x2f\xfd", "over 1,536 bytes: a Zstandard frame"
+    assert len(plain) > 1536 and len(raw) < len(plain)
+    # Twins written before Zstandard (zlib, same codec version) stay readable.
+    assert decode_twin(zlib.compress(plain, 1)) == as_stored(state)
+    small, _ = apply_all([vitals("v0", T0, **NORMAL)])
+    assert encode_twin(small)[:1] in (b"\xde", *(bytes([b]) for b in range(0x80, 0x90)))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"\x28\xb5\x2f\xfd\x00\x00garbage", b"\x78\x01garbage", b"\xc1"],
+    ids=["zstd", "zlib", "msgpack"],
+)
+def test_corrupt_stored_twins_raise_codec_error(raw: bytes) -> None:
+    with pytest.raises(CodecError):
+        decode_twin(raw)
 
 
 # --- wearables ----------------------------------------------------------------------------------
