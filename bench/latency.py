@@ -98,6 +98,10 @@ async def subscribe(args: argparse.Namespace) -> None:
     seen: set[tuple[str, str]] = set()
     latencies: list[float] = []
     received_at: list[float] = []
+    # The alert record's timestamp: when the worker's producer took the alert (its
+    # CreateTime, ms). It splits each latency into the way in (produce, fetch,
+    # process, commit) and the way out (the alert's produce, fetch).
+    created_at: list[float] = []
     repeats = 0
     last = time.monotonic()
     ready = args.out.with_suffix(".ready")
@@ -118,12 +122,18 @@ async def subscribe(args: argparse.Namespace) -> None:
                     at = datetime.fromisoformat(alert["observed_at"]).timestamp()
                     latencies.append((received - at) * 1000.0)
                     received_at.append(received)
+                    created_at.append(rec.timestamp / 1000.0)
                     last = time.monotonic()
             if latencies and time.monotonic() - last > 5.0:
                 break
     finally:
         await consumer.stop()
-    doc = {"latencies_ms": latencies, "received_at": received_at, "repeats": repeats}
+    doc = {
+        "latencies_ms": latencies,
+        "received_at": received_at,
+        "created_at": created_at,
+        "repeats": repeats,
+    }
     _write(args.out, doc)
 
 

@@ -352,6 +352,13 @@ def latency(children: Children, size: dict[str, Any], rate: int, key: str, res: 
     raw = [ms for ms, at in zip(everything, event_at, strict=True) if at >= start + warmup]
     lat = sorted(raw)
     res[key] = _percentiles(lat)
+    # Each kept latency split at the alert record's timestamp (ms resolution).
+    created = got.get("created_at", []) if got else []
+    way_in, way_out = [], []
+    for rcv, at, made in zip(received, event_at, created, strict=False):
+        if at >= start + warmup:
+            way_in.append((made - at) * 1000.0)
+            way_out.append((rcv - made) * 1000.0)
     third = len(raw) // 3
     res[_run_key(key)] = {
         "warmup_s": warmup,
@@ -362,6 +369,8 @@ def latency(children: Children, size: dict[str, Any], rate: int, key: str, res: 
         "worker_cpu_us_per_event": round(worker_cpu / consumed * 1e6, 1) if consumed else None,
         "repeats_dropped": got["repeats"] if got else None,
         # A backlog that grows during the run shows as a later third slower than the first.
+        "event_to_alert_produced": _percentiles(sorted(way_in)) if way_in else None,
+        "alert_produced_to_received": _percentiles(sorted(way_out)) if way_out else None,
         "p50_first_third": _pct(sorted(raw[:third]), 0.5),
         "p50_last_third": _pct(sorted(raw[-third:]), 0.5) if third else None,
         "worker_log": log_events(Path(log)),
