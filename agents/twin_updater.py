@@ -30,7 +30,14 @@ def envelopes(events: Sequence[EventT[Any]]) -> list[Envelope]:
             records.extend(value)
         else:
             records.append(
-                Envelope(message.topic, message.partition, message.offset, message.key, value)
+                Envelope(
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    message.key,
+                    value,
+                    message.timestamp,
+                )
             )
     return records
 

@@ -237,25 +237,33 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 def _scrape(port: int) -> dict[str, Any]:
-    """Mean batch size and worker-side event-to-alert (observed_at to broker ack), from the
-    worker's Prometheus endpoint (``TWIN_WORKER_METRICS_PORT``); empty if it has none."""
+    """Mean batch size, batch wall time and worker-side event-to-alert (observed_at to
+    broker ack), from the worker's Prometheus endpoint (``TWIN_WORKER_METRICS_PORT``);
+    empty if it has none."""
     values = worker_metrics(port)
     out: dict[str, Any] = {}
     for short, metric in (
         ("batch_size", "batch_size"),
         ("event_to_alert_s", "event_to_alert_seconds"),
+        ("batch_s", "batch_seconds"),
+        ("record_wait_s", "record_wait_seconds"),
     ):
         n = values.get(f"twinstream_worker_{metric}_count", 0.0)
         if n:
             out[f"mean_{short}"] = round(values[f"twinstream_worker_{metric}_sum"] / n, 3)
             out[f"count_{short}"] = int(n)
-    buckets = {
-        k.split('le="')[1].rstrip('"}'): v
-        for k, v in values.items()
-        if k.startswith("twinstream_worker_event_to_alert_seconds_bucket")
-    }
-    if buckets:
-        out["event_to_alert_buckets_s"] = buckets
+    for short, metric in (
+        ("event_to_alert", "event_to_alert"),
+        ("batch", "batch"),
+        ("record_wait", "record_wait"),
+    ):
+        buckets = {
+            k.split('le="')[1].rstrip('"}'): v
+            for k, v in values.items()
+            if k.startswith(f"twinstream_worker_{metric}_seconds_bucket")
+        }
+        if buckets:
+            out[f"{short}_buckets_s"] = buckets
     return out
 
 

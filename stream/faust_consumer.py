@@ -302,7 +302,17 @@ class TwinConsumer(faust_aiokafka.Consumer):
 
 def _envelopes(tp: TP, records: Iterable[Any]) -> Iterable[Envelope]:
     topic, partition = tp.topic, tp.partition
-    return (Envelope(topic, partition, r.offset, r.key, r.value) for r in records)
+    return (
+        Envelope(
+            topic,
+            partition,
+            r.offset,
+            r.key,
+            r.value,
+            None if r.timestamp is None else r.timestamp / 1000.0,
+        )
+        for r in records
+    )
 
 
 class TwinTransport(faust_aiokafka.Transport):

@@ -6,6 +6,8 @@ serves the cluster-wide counters from the store instead. The ``observe_*``
 functions are cheap and never raise, so the updater can call them inline.
 
 >>> observe_batch(3)
+>>> observe_batch_seconds(0.004)
+>>> observe_record_wait(0.012)
 >>> observe_records_in("twin.vitals", 3)
 >>> observe_records_out("twin.alerts", 1)
 >>> observe_event_to_alert(0.25)
@@ -27,7 +29,9 @@ __all__ = [
     "generate_latest",
     "observe_alerts_sent",
     "observe_batch",
+    "observe_batch_seconds",
     "observe_event_to_alert",
+    "observe_record_wait",
     "observe_records_in",
     "observe_records_out",
     "observe_redis_request",
@@ -40,6 +44,19 @@ BATCH_SIZE = Histogram(
     "twinstream_worker_batch_size",
     "Records per micro-batch handed to the updater.",
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000),
+    registry=WORKER_REGISTRY,
+)
+BATCH_SECONDS = Histogram(
+    "twinstream_worker_batch_seconds",
+    "Wall time the updater took for one micro-batch: decode, apply, commit (not the sends).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=WORKER_REGISTRY,
+)
+RECORD_WAIT = Histogram(
+    "twinstream_worker_record_wait_seconds",
+    "From a micro-batch's oldest record's Kafka timestamp (its producer's clock) to the"
+    " batch's start: how long records waited to be processed.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 3600),
     registry=WORKER_REGISTRY,
 )
 EVENT_TO_ALERT = Histogram(
@@ -82,6 +99,16 @@ def observe_redis_request(commands: int = 1) -> None:
 def observe_batch(size: int) -> None:
     """One micro-batch of ``size`` records reached the updater."""
     BATCH_SIZE.observe(size)
+
+
+def observe_batch_seconds(seconds: float) -> None:
+    """The updater finished a micro-batch ``seconds`` after it began."""
+    BATCH_SECONDS.observe(seconds)
+
+
+def observe_record_wait(seconds: float) -> None:
+    """A micro-batch began ``seconds`` after its oldest record's timestamp."""
+    RECORD_WAIT.observe(max(0.0, seconds))
 
 
 def observe_records_in(topic: str, n: int = 1) -> None:

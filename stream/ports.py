@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = ["Envelope", "OutputSink"]
@@ -18,6 +18,8 @@ class Envelope:
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: float | None = field(default=None, compare=False)
+    """The record's Kafka timestamp, epoch seconds (None when it has none)."""
 
 
 class OutputSink(Protocol):

@@ -271,12 +271,19 @@ class TwinUpdater:
         is kept. A partition whose commit failed is dropped from memory and
         re-claimed, so a retry never applies an event twice.
         """
+        began = time.perf_counter()
         by_partition: dict[int, list[Envelope]] = defaultdict(list)
         per_topic: Counter[str] = Counter()
+        oldest = float("inf")
         for rec in records:
             by_partition[rec.partition].append(rec)
             per_topic[rec.topic] += 1
+            stamp = rec.timestamp
+            if stamp is not None and stamp < oldest:
+                oldest = stamp
         metrics.observe_batch(len(records))
+        if oldest != float("inf"):
+            metrics.observe_record_wait(time.time() - oldest)
         for topic, n in per_topic.items():
             metrics.observe_records_in(topic, n)
         # Partitions are independent (own twins, offsets, epoch, outbox): their
@@ -290,6 +297,7 @@ class TwinUpdater:
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+        metrics.observe_batch_seconds(time.perf_counter() - began)
         self.counters.batches += 1
         try:
             await self.checkpoint_models()
