@@ -252,18 +252,14 @@ def _scrape(port: int) -> dict[str, Any]:
         if n:
             out[f"mean_{short}"] = round(values[f"twinstream_worker_{metric}_sum"] / n, 3)
             out[f"count_{short}"] = int(n)
-    for short, metric in (
-        ("event_to_alert", "event_to_alert"),
-        ("batch", "batch"),
-        ("record_wait", "record_wait"),
-    ):
+    for name in ("event_to_alert", "batch", "record_wait"):
         buckets = {
             k.split('le="')[1].rstrip('"}'): v
             for k, v in values.items()
-            if k.startswith(f"twinstream_worker_{metric}_seconds_bucket")
+            if k.startswith(f"twinstream_worker_{name}_seconds_bucket")
         }
         if buckets:
-            out[f"{short}_buckets_s"] = buckets
+            out[f"{name}_buckets_s"] = buckets
     return out
 
 
@@ -376,9 +372,9 @@ def latency(children: Children, size: dict[str, Any], rate: int, key: str, res: 
         "consumed_by_worker": consumed,
         "worker_cpu_us_per_event": round(worker_cpu / consumed * 1e6, 1) if consumed else None,
         "repeats_dropped": got["repeats"] if got else None,
-        # A backlog that grows during the run shows as a later third slower than the first.
         "event_to_alert_produced": _percentiles(sorted(way_in)) if way_in else None,
         "alert_produced_to_received": _percentiles(sorted(way_out)) if way_out else None,
+        # A backlog that grows during the run shows as a later third slower than the first.
         "p50_first_third": _pct(sorted(raw[:third]), 0.5),
         "p50_last_third": _pct(sorted(raw[-third:]), 0.5) if third else None,
         "worker_log": log_events(Path(log)),

@@ -138,7 +138,7 @@ def c_packing(base: type[AbstractConnection]) -> type[AbstractConnection]:
     chunked packing (900 arguments, 450 KB: 1,042 against 540 us), so large
     commands keep it. Without hiredis, ``base`` itself.
     """
-    if not HIREDIS_AVAILABLE or base.__name__.startswith("CPacking"):
+    if not HIREDIS_AVAILABLE or base in _C_PACKING.values():
         return base
     if base in _C_PACKING:
         return _C_PACKING[base]
