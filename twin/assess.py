@@ -11,9 +11,13 @@ from twin.state import TwinState
 __all__ = ["Assessment", "assess"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Assessment:
-    """Scores at event time ``at`` from values no older than ``fresh_s``."""
+    """Scores at event time ``at`` from values no older than ``fresh_s``.
+
+    Read it, do not change it. Not ``frozen``, which costs ~90 ns per field in
+    ``__init__`` (``object.__setattr__``): one is built per vitals set.
+    """
 
     at: float
     news2: News2Result

@@ -4,15 +4,17 @@ MessagePack of short positional lists, with a version tag ``"v"``; decoding
 an unknown version raises :class:`CodecError` rather than guessing. Whole
 seconds are stored as integers (MessagePack packs small ints in 1-5 bytes),
 known rule and parameter names as small codes. A twin whose MessagePack
-form is over 1,536 bytes is stored Zstandard-compressed (level 3, one
-reused compression context): about 25 % smaller for a busy twin (its learned
-float64s compress least). zlib level 1 (used before, still read) saved about
-the same but cost twice as long, much of it setting up its 256 KB state for
-every twin: 25.6 us against 11.6 us for the 2,270-byte busy twin of the unit
-tests (1,580 bytes with zlib, 1,602 with Zstandard). Smaller twins are stored as they
-are: they fit the 2 KB a twin may take in Redis without it. The first byte
-tells the forms apart: a MessagePack map starts with 0x80-0x8f or 0xde, a
-Zstandard frame with 0x28, a zlib stream with 0x78.
+form is over 1,536 bytes is stored Zstandard-compressed at level -1 (one of
+its "fast" levels; one reused compression context). Measured on 971 such twins
+of a PhysioNet replay (``bench/core_cost.py``'s mix, 300 stays): 4.6 us per
+twin at level -1 against 11.7 at level 3 (and 9.5 at level 1), for a median of
+1,355 bytes against 1,280 and a largest of 1,631 against 1,487, well inside
+the 2 KB a twin may take in Redis. zlib level 1 (used before level 3, still
+read) cost 25.6 us for the 2,270-byte busy twin of the unit tests, much of it
+setting up its 256 KB state for every twin. Smaller twins are stored as they
+are: they fit the 2 KB without it. The first byte tells the forms apart: a
+MessagePack map starts with 0x80-0x8f or 0xde, a Zstandard frame with 0x28,
+a zlib stream with 0x78. Any Zstandard level decodes with the same decoder.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ _pack = msgpack.Packer(use_bin_type=True).pack
 # The same goes for the Zstandard contexts (zstandard documents its compressor
 # and decompressor objects as not thread-safe). A frame records its content
 # size, so decompression allocates once.
-_compress = zstandard.ZstdCompressor(level=3).compress
+_compress = zstandard.ZstdCompressor(level=-1).compress
 _decompress = zstandard.ZstdDecompressor().decompress
 
 

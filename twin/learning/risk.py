@@ -83,13 +83,16 @@ LAB_REFERENCE: Mapping[str, tuple[float | None, float | None]] = {
 _AGE_IMPUTED = 65.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TwinSummary:
     """What the risk model reads from a twin; None means not known.
 
     ``news2_subscores`` holds the parameters that were scored;
     ``slopes_per_hour`` the forecasters' trends (units per hour);
     ``worst_labs`` the worst value of each analyte seen (see :func:`worst_lab`).
+
+    Read it, do not change it. Not ``frozen``, which costs ~90 ns per field in
+    ``__init__`` (``object.__setattr__``): one is built per scored vitals set.
     """
 
     news2_total: int | None = None
