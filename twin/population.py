@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from schemas.outcomes import OutcomeEvent
 from twin.learning.anomaly import PopulationAnomalyModel
-from twin.learning.risk import PendingLabels, RiskModel, TwinSummary, features
+from twin.learning.risk import LAB_REFERENCE, PendingLabels, RiskModel, TwinSummary, features
 from twin.state import TwinState
 
 __all__ = ["RISK_OUTCOME", "PartitionModels", "summarize"]
@@ -22,16 +22,24 @@ RISK_OUTCOME = "in_hospital_death"
 """The outcome the risk model learns; other outcomes are only recorded."""
 
 
+# The twin's keys of the analytes the risk model reads.
+_LAB_KEYS = tuple((f"lab.{analyte}", analyte) for analyte in LAB_REFERENCE)
+
+
 def summarize(twin: TwinState) -> TwinSummary:
-    """The risk model's view of a twin (labs: latest values, canonical units)."""
+    """The risk model's view of a twin (labs: the latest values, in canonical units,
+    of the analytes it reads, :data:`~twin.learning.risk.LAB_REFERENCE`)."""
     a = twin.assessment
     profile = twin.profile
     first = twin.first_event_at
-    labs = {
-        name[4:]: float(o.value)
-        for name, o in twin.latest.items()
-        if name.startswith("lab.") and isinstance(o.value, (int, float))  # a tuple: faster
-    }
+    # Looked up, not found by scanning every latest value for a "lab." name:
+    # a replayed ICU stay's twin holds 15-30 latest values, the model reads 8 labs.
+    latest = twin.latest
+    labs: dict[str, float] = {}
+    for key, analyte in _LAB_KEYS:
+        o = latest.get(key)
+        if o is not None and isinstance(o.value, (int, float)):  # a tuple: faster
+            labs[analyte] = float(o.value)
     oxygen = twin.value("on_oxygen")
     return TwinSummary(
         news2_total=a.news2.total if a else None,
