@@ -8,6 +8,7 @@ from typing import Any
 
 from faust.types import EventT
 
+from stream import gcpolicy
 from stream.app import app, input_channel, runtime, settings
 from stream.batching import ready_batches
 from stream.faust_consumer import RecordBatch
@@ -63,7 +64,10 @@ async def update_twins(stream: Any) -> None:
         records = envelopes(events)
         try:
             for chunk in runtime.updater.chunks(records, cap):
-                await runtime.updater.process(chunk)
+                # The collector would only traverse what the batch holds for a while
+                # (stream.gcpolicy.paused).
+                with gcpolicy.paused():
+                    await runtime.updater.process(chunk)
         except StoreRolledBackError as exc:
             # Our consumer position is past records the store lost. Only a rebalance
             # rewinds it (stream.app rewinds to the store's offsets): stop the worker

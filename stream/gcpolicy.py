@@ -22,12 +22,14 @@ own state).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["full_collection", "install", "uninstall"]
+__all__ = ["full_collection", "install", "paused", "uninstall"]
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +82,41 @@ def full_collection() -> tuple[int, float]:
     took = time.perf_counter() - started
     log.info("full garbage collection: %d unreachable objects, %.0f ms", found, took * 1000)
     return found, took
+
+
+_pauses = 0
+
+
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """No automatic collection inside the block (nested blocks and blocks of
+    concurrent tasks too); the collector runs again once the last one ends.
+
+    For a batch of events: what a batch allocates and drops (its decoded
+    messages, records, intermediate values) is freed by reference counting when
+    the batch ends, before a collection could traverse it. Left running, the
+    collector traversed it again and again while the batch held it: on the
+    full bench input 210 young collections of 17 ms and 10 middle ones of
+    190 ms, 7.9 % of the worker's CPU (a worker with ``gc.callbacks`` timing).
+    Cyclic garbage made inside a batch waits for the next collection after it.
+
+    >>> import gc
+    >>> with paused():
+    ...     with paused():
+    ...         inner = gc.isenabled()
+    ...     outer = gc.isenabled()
+    >>> inner, outer, gc.isenabled()
+    (False, False, True)
+    """
+    global _pauses
+    if _pauses == 0 and not gc.isenabled():
+        yield  # someone else turned it off: theirs to turn back on
+        return
+    _pauses += 1
+    gc.disable()
+    try:
+        yield
+    finally:
+        _pauses -= 1
+        if _pauses == 0:
+            gc.enable()
