@@ -98,7 +98,10 @@ def paused() -> Iterator[None]:
     collector traversed it again and again while the batch held it: on the
     full bench input 210 young collections of 17 ms and 10 middle ones of
     190 ms, 7.9 % of the worker's CPU (a worker with ``gc.callbacks`` timing).
-    Cyclic garbage made inside a batch waits for the next collection after it.
+    Cyclic garbage made inside a batch waits for the next collection after it;
+    so does that of a batch that waits for an unavailable store or broker (the
+    updater retries inside the block), which is little: a failed attempt's
+    exception and traceback, one every few seconds.
 
     >>> import gc
     >>> with paused():
