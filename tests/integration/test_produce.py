@@ -1,5 +1,5 @@
-"""stream.produce on the real broker: records batched per partition land where aiokafka's
-own ``send`` puts them, in order per key, and none is lost or doubled."""
+"""stream.produce on the real broker: records sent with their cached partition land where
+aiokafka's own ``send`` puts them, in order per key, and none is lost or doubled."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ async def _read_all(
     return out
 
 
-async def test_batched_records_land_where_send_puts_them_in_order(
+async def test_records_land_where_send_puts_them_in_order(
     isolated_env: dict[str, str],
 ) -> None:
     bootstrap = isolated_env["TWIN_KAFKA_BOOTSTRAP"]
