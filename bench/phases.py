@@ -189,7 +189,10 @@ def profiled(children: Children, phase: Phase, n: int, timeout: float, res: Resu
     from bench.profile import Profiling
 
     out: dict[str, Any] = {}
-    for kind, name in (("cpu", "profile"), ("wall", "profile-wall")):
+    # A --quick run keeps its own files: the full run's profile is the one the README quotes.
+    suffix = "" if res.get("mode") == "full" else f"-{res.get('mode')}"
+    for kind, stem in (("cpu", "profile"), ("wall", "profile-wall")):
+        name = stem + suffix
         prof = Profiling(kind, RESULTS / f"{name}.raw", RESULTS / f"{name}.txt", children.logs)
         run = run_workers(children, phase, f"pr{kind}", n, timeout, profile=prof)
         out[kind] = {"eps_under_profiler": round(run.eps), "file": f"bench/results/{name}.txt"}
