@@ -80,8 +80,8 @@ class FaustSink:
     """Sends outputs through the app's aiokafka producer and waits for the broker's ack.
 
     Neither ``Topic.send`` nor Faust's ``Producer.send``: the outputs are bytes
-    already, and a batch's records go out as one record batch per partition
-    (:func:`stream.produce.send_keyed`), not one send each.
+    already, and aiokafka's ``send`` is called with each key's partition known
+    (:func:`stream.produce.send_keyed`).
     """
 
     def __init__(self, app: faust.App) -> None:

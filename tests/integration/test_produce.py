@@ -55,7 +55,8 @@ async def test_records_land_where_send_puts_them_in_order(
     tag = uuid.uuid4().hex[:8]
     batched, probed = f"produce-{tag}.batched", f"produce-{tag}.probed"
     await _topics(bootstrap, batched, probed)
-    # Small batches, so that batches fill and a record too large for one goes alone.
+    # Small batches: the records of one call fill several of aiokafka's batches per
+    # partition, and one record is larger than a batch.
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_batch_size=2048)
     await producer.start()
     try:
