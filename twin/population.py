@@ -23,7 +23,7 @@ RISK_OUTCOME = "in_hospital_death"
 
 
 # The twin's keys of the analytes the risk model reads.
-_LAB_KEYS = tuple((f"lab.{analyte}", analyte) for analyte in LAB_REFERENCE)
+_LATEST_LABS = tuple((f"lab.{analyte}", analyte) for analyte in LAB_REFERENCE)
 
 
 def summarize(twin: TwinState) -> TwinSummary:
@@ -36,7 +36,7 @@ def summarize(twin: TwinState) -> TwinSummary:
     # a replayed ICU stay's twin holds 15-30 latest values, the model reads 8 labs.
     latest = twin.latest
     labs: dict[str, float] = {}
-    for key, analyte in _LAB_KEYS:
+    for key, analyte in _LATEST_LABS:
         o = latest.get(key)
         if o is not None and isinstance(o.value, (int, float)):  # a tuple: faster
             labs[analyte] = float(o.value)
