@@ -5,6 +5,13 @@ patients. Each patient's SpO2 runs 97, 97, 88, 88, 97, 97, ... with every other
 vital normal, so with ``TWIN_ALERT_HOLD_MINUTES=0`` and
 ``TWIN_ALERT_COOLDOWN_MINUTES=0`` every change of level opens (88: NEWS2 SpO2
 subscore 3) or resolves (97) a NEWS2 alert: half of all events trigger one.
+Patient ``i`` sends its events at ``(k * patients + i) / rate`` s. With
+``--alerts staggered`` (the default) odd-numbered patients run the pattern one
+event later than even-numbered ones, so the alerting events are spread evenly
+over time: a steady offered load. With ``--alerts synchronized`` every patient
+changes level on the same round, and at 2,000/s over 1,000 patients every
+alert is triggered in the first half of each second (none in the second
+half): alerting work arrives in half-second bursts at twice its mean rate.
 The event's ``observed_at`` is the wall time at which it was handed to the
 producer (microseconds), and the alert carries the triggering event's time as
 its ``observed_at``: latency = time the subscriber received the alert minus
@@ -29,6 +36,31 @@ import orjson
 _LEVELS = (97, 97, 88, 88)
 
 
+def spo2_level(patient: int, k: int, staggered: bool) -> int:
+    """SpO2 of ``patient``'s ``k``-th event (see the module docstring).
+
+    >>> [spo2_level(0, k, True) for k in range(6)], [spo2_level(1, k, True) for k in range(6)]
+    ([97, 97, 88, 88, 97, 97], [97, 88, 88, 97, 97, 88])
+    >>> [spo2_level(1, k, False) for k in range(6)]
+    [97, 97, 88, 88, 97, 97]
+    """
+    return _LEVELS[(k + (patient % 2 if staggered else 0)) % 4]
+
+
+def level_changes(patient: int, events: int, staggered: bool) -> int:
+    """Alerts ``patient``'s first ``events`` events trigger: its changes of level.
+
+    >>> all(
+    ...     level_changes(i, n, s)
+    ...     == sum(spo2_level(i, k, s) != spo2_level(i, k - 1, s) for k in range(1, n))
+    ...     for i in range(4) for n in range(12) for s in (True, False)
+    ... )
+    True
+    """
+    shift = patient % 2 if staggered else 0
+    return max(0, (events - 1 + shift) // 2)
+
+
 def _write(path: Path, doc: object) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc))
@@ -41,6 +73,7 @@ async def produce(args: argparse.Namespace) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all", linger_ms=1)
     await producer.start()
     pids = [f"lat-{i:05d}" for i in range(args.patients)]
+    staggered = args.alerts == "staggered"
     seq = [0] * args.patients
     sent = 0
     pending = []
@@ -61,7 +94,7 @@ async def produce(args: argparse.Namespace) -> None:
                     "source": "bench-latency",
                     "heart_rate": 75,
                     "respiratory_rate": 16,
-                    "spo2": _LEVELS[k % 4],
+                    "spo2": spo2_level(i, k, staggered),
                     "systolic_bp": 122,
                     "diastolic_bp": 78,
                     "temperature_c": 37.0,
@@ -78,9 +111,14 @@ async def produce(args: argparse.Namespace) -> None:
     finally:
         await producer.stop()
     elapsed = loop.time() - start
-    # Alerts expected: every change of level after the first (k = 2, 4, 6, ... per patient).
-    expected = sum(max(0, (n - 1) // 2) for n in seq)
-    doc = {"sent": sent, "seconds": elapsed, "rate": sent / elapsed, "expected_alerts": expected}
+    expected = sum(level_changes(i, n, staggered) for i, n in enumerate(seq))
+    doc = {
+        "sent": sent,
+        "seconds": elapsed,
+        "rate": sent / elapsed,
+        "expected_alerts": expected,
+        "alerts": args.alerts,
+    }
     _write(args.out, doc)
 
 
@@ -144,6 +182,12 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=2000.0)
     p.add_argument("--duration", type=float, default=30.0)
     p.add_argument("--patients", type=int, default=1000)
+    p.add_argument(
+        "--alerts",
+        choices=("staggered", "synchronized"),
+        default="staggered",
+        help="when patients change level: spread over time, or all on the same round",
+    )
     s = sub.add_parser("subscribe")
     s.add_argument("--group", required=True)
     s.add_argument("--until", type=float, required=True, help="wall time to stop at")

@@ -276,15 +276,25 @@ def _run_key(key: str) -> str:
     return key.replace("_ms", "_run")
 
 
-def latency(children: Children, size: dict[str, Any], rate: int, key: str, res: Results) -> None:
-    """Event-to-alert latency at ``rate`` events/s offered; fills ``res[key]``."""
+def latency(
+    children: Children,
+    size: dict[str, Any],
+    rate: int,
+    key: str,
+    res: Results,
+    alerts: str = "staggered",
+) -> None:
+    """Event-to-alert latency at ``rate`` events/s offered; fills ``res[key]``.
+
+    ``alerts``: when the feed's patients change level (``bench.latency``):
+    ``staggered``, spread over time, or ``synchronized``, all on the same round."""
     metrics_port = 59310 + rate % 100
     no_hold = {
         "TWIN_ALERT_HOLD_MINUTES": "0",
         "TWIN_ALERT_COOLDOWN_MINUTES": "0",
         "TWIN_WORKER_METRICS_PORT": str(metrics_port),
     }
-    phase = Phase(f"lat{rate}", no_hold)
+    phase = Phase(f"lat{rate}" + ("" if alerts == "staggered" else alerts[:4]), no_hold)
     create_topics(phase)
     import redis
 
@@ -334,6 +344,8 @@ def latency(children: Children, size: dict[str, Any], rate: int, key: str, res: 
         phase.topic("vitals"),
         "--rate",
         str(rate),
+        "--alerts",
+        alerts,
         "--duration",
         str(duration),
         "--out",
@@ -386,7 +398,7 @@ def latency(children: Children, size: dict[str, Any], rate: int, key: str, res: 
     (RESULTS / "runs" / f"{key}.json").write_text(json.dumps(lat))
     run = res[_run_key(key)]
     print(
-        f"  latency at {rate}/s offered, after {warmup}s warm-up: {res[key]};"
+        f"  latency at {rate}/s offered ({alerts} alerts), after {warmup}s warm-up: {res[key]};"
         f" including warm-up: {run['including_warmup']};"
         f" worker CPU {run['worker_cpu_us_per_event']} us/event",
         flush=True,

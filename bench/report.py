@@ -53,7 +53,7 @@ def plot(res: dict[str, Any], path: Path = RESULTS / "latest.png") -> None:
         offered = (res.get(key.replace("_ms", "_run"), {}).get("offered") or {}).get("rate", 0)
         ys = [(i + 1) / len(lat) for i in range(len(lat))]
         q = res[key]
-        label = f"{offered:,.0f}/s offered: p50 {q['p50']:.0f}, p99 {q['p99']:.0f} ms"
+        label = f"{offered:,.0f}/s{_alerts(res, key)}: p50 {q['p50']:.0f}, p99 {q['p99']:.0f} ms"
         ax2.plot(lat, ys, label=label)
     if ax2.lines:
         ax2.set_xscale("log")
@@ -66,6 +66,13 @@ def plot(res: dict[str, Any], path: Path = RESULTS / "latest.png") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _alerts(res: dict[str, Any], key: str) -> str:
+    """`` (synchronized alerts)`` for a latency run whose feed changed every patient's
+    level on the same round (``bench.latency``); empty for the steady feed."""
+    offered = res.get(key.replace("_ms", "_run"), {}).get("offered") or {}
+    return " (synchronized alerts)" if offered.get("alerts") == "synchronized" else ""
 
 
 def table(res: dict[str, Any]) -> None:
@@ -89,7 +96,8 @@ def table(res: dict[str, Any]) -> None:
         lat = res[key]
         offered = (res.get(key.replace("_ms", "_run"), {}).get("offered") or {}).get("rate", 0)
         quantiles = " / ".join(str(lat.get(q)) for q in ("p50", "p95", "p99"))
-        t.add_row(f"latency p50/p95/p99 ms at {offered:,.0f}/s offered", quantiles)
+        label = f"latency p50/p95/p99 ms at {offered:,.0f}/s offered{_alerts(res, key)}"
+        t.add_row(label, quantiles)
     b = res.get("redis_bytes_per_twin", {})
     t.add_row("Redis bytes per twin (median / max)", f"{b.get('median')} / {b.get('max')}")
     t.add_row("worker RSS with 100k twins (MB)", str(res.get("worker_rss_mb_100k_twins")))

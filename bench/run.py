@@ -182,6 +182,18 @@ def main(argv: list[str] | None = None) -> int:
         step("two_workers", phases.two_workers, children, main_phase, n, tw_timeout, res)
         step("wearables", phases.wearable_rates, children, size, tw_timeout, res)
         step("latency", phases.latency, children, size, size["lat_rate"], "latency_ms", res)
+        # The same feed with every patient changing level on the same round: alerting
+        # work in half-second bursts (bench.latency), reported beside the steady one.
+        step(
+            "latency_synchronized",
+            phases.latency,
+            children,
+            size,
+            size["lat_rate"],
+            "latency_ms_synchronized",
+            res,
+            "synchronized",
+        )
         low = size["lat_low_rate"]
         step("latency_low", phases.latency, children, size, low, f"latency_ms_at_{low}", res)
         step("memory", phases.memory, children, size, tw_timeout, res)
