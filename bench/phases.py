@@ -184,6 +184,46 @@ def twinstream(children: Children, phase: Phase, n: int, timeout: float, res: Re
     print(f"  twinstream: {eps['twinstream']} ev/s; balanced={check['balanced']}", flush=True)
 
 
+def ratio_repeat(
+    children: Children, phase: Phase, n: int, size: dict[str, Any], res: Results
+) -> None:
+    """Tuned bare Faust, then twinstream, each once more on the same input: with the
+    first round's pair (twinstream, then Faust in the bare phase) an ABBA order, so
+    a machine that speeds up or slows down steadily during the run (this shared
+    one does: Redis's CPU per event moved 40 % within an hour) weighs on both
+    sides alike. The ratio is that of the two runs' mean rates; each run is kept."""
+    first_tw = res.get("throughput_eps", {}).get("twinstream")
+    first_faust = res.get("throughput_eps", {}).get("faust_bare_tuned")
+    name = "faust_bare_tuned_2"
+    again = consumer(
+        children, phase, name, "bench.faust_bare", n, size["consumer_deadline"], "--tuned"
+    )
+    faust = round(again["eps"]) if again else None
+    print(f"  {name}: {faust} msg/s", flush=True)
+    run = run_workers(children, phase, "tw3", n, size["tw_timeout"])
+    tw = round(run.eps)
+    print(f"  twinstream again: {tw} ev/s (complete={run.complete})", flush=True)
+    rounds = {
+        "order": ["twinstream", "faust_bare_tuned", "faust_bare_tuned", "twinstream"],
+        "twinstream": [first_tw, tw],
+        "faust_bare_tuned": [first_faust, faust],
+        "twinstream_complete": [res.get("twinstream_run", {}).get("complete"), run.complete],
+        "twinstream_cpu_us_per_event": [
+            res.get("twinstream_run", {}).get("cpu_us_per_event", {}).get("worker0"),
+            round(run.cpu_s.get("worker0", 0.0) * 1e6 / max(run.consumed, 1), 1),
+        ],
+    }
+    if first_tw and first_faust and faust:
+        mean_tw, mean_faust = (first_tw + tw) / 2, (first_faust + faust) / 2
+        rounds["twinstream_mean"] = round(mean_tw)
+        rounds["faust_bare_tuned_mean"] = round(mean_faust)
+        rounds["ratio"] = round(mean_tw / mean_faust, 3)
+        rounds["ratio_first_pair"] = round(first_tw / first_faust, 3)
+        rounds["ratio_second_pair"] = round(tw / faust, 3)
+    res["vs_tuned_faust"] = rounds
+    print(f"  twinstream / tuned Faust, ABBA: {rounds.get('ratio')}", flush=True)
+
+
 def profiled(children: Children, phase: Phase, n: int, timeout: float, res: Results) -> None:
     """Two more single-worker runs: CPU-time samples (profile.txt) and py-spy (profile-wall.txt)."""
     from bench.profile import Profiling
@@ -443,6 +483,7 @@ __all__ = [
     "memory",
     "naive",
     "profiled",
+    "ratio_repeat",
     "twinstream",
     "two_workers",
     "wearable_rates",

@@ -92,6 +92,13 @@ def table(res: dict[str, Any]) -> None:
             f"{ratio['whole_input_vs_first']}x / {ratio['same_first_events']}x"
             f" (first {ratio['first_events']:,})",
         )
+    abba = res.get("vs_tuned_faust") or {}
+    if abba.get("ratio"):
+        t.add_row(
+            "twinstream / tuned bare Faust, ABBA (runs: twinstream; Faust)",
+            f"{abba['ratio']:.0%} ({', '.join(f'{v:,}' for v in abba['twinstream'])};"
+            f" {', '.join(f'{v:,}' for v in abba['faust_bare_tuned'])})",
+        )
     for key in sorted(k for k in res if k.startswith("latency_ms")):
         lat = res[key]
         offered = (res.get(key.replace("_ms", "_run"), {}).get("offered") or {}).get("rate", 0)

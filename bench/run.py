@@ -79,7 +79,7 @@ def _stop_on_sigterm(signum: int, frame: Any) -> None:
 
 
 #: The phases that read the main input (the others make their own).
-MAIN_INPUT_PHASES = {"twinstream", "bare", "naive", "profile", "two_workers"}
+MAIN_INPUT_PHASES = {"twinstream", "bare", "naive", "profile", "two_workers", "ratio_repeat"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         prof_n = min(n, size["profile_cap"])
         step("profile", phases.profiled, children, main_phase, prof_n, tw_timeout, res)
         step("two_workers", phases.two_workers, children, main_phase, n, tw_timeout, res)
+        step("ratio_repeat", phases.ratio_repeat, children, main_phase, n, size, res)
         step("wearables", phases.wearable_rates, children, size, tw_timeout, res)
         step("latency", phases.latency, children, size, size["lat_rate"], "latency_ms", res)
         # The same feed with every patient changing level on the same round: alerting
