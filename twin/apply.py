@@ -51,6 +51,7 @@ WINDOWED_VITALS = ("heart_rate", "respiratory_rate", "spo2", "systolic_bp", "tem
 _WINDOWED = frozenset(WINDOWED_VITALS)
 _WEARABLE_KEYS = tuple(f"wearable.{name}" for name in WEARABLE_FIELDS)
 _wearable_values = attrgetter(*WEARABLE_FIELDS)
+_WEARABLE_PAIRS = tuple(zip(_WEARABLE_KEYS, WEARABLE_FIELDS, strict=True))
 _vital_values = attrgetter(*VITAL_FIELDS)
 
 # NEWS2 clinical risk -> alert severity (RCP NEWS2 2017, chart 4): a red score
@@ -270,17 +271,45 @@ def _newest_readings(
                 return None
             ties = True
         previous = at
-    best: dict[str, tuple[float, Value]] = {}
-    for at, reading in zip(stamps, readings, strict=True):
-        for key, value in zip(_WEARABLE_KEYS, _wearable_values(reading), strict=True):
-            if value is None:
-                continue
-            if ties:  # else each reading is newer than all before it
+    if ties:
+        best: dict[str, tuple[float, Value]] = {}
+        for at, reading in zip(stamps, readings, strict=True):
+            for key, value in zip(_WEARABLE_KEYS, _wearable_values(reading), strict=True):
+                if value is None:
+                    continue
                 current = best.get(key)
                 if current is not None and current[0] == at and _order(current[1]) > _order(value):
                     continue
-            best[key] = (at, value)
-    return best
+                best[key] = (at, value)
+        return best
+    # Strictly increasing times: each key's newest value is its last one, found from
+    # the end (a device's last reading usually has them all), and the keys are then
+    # put in the order the fold above inserts them, that of their first reading.
+    newest: dict[str, tuple[float, Value]] = {}
+    wanted = _WEARABLE_PAIRS
+    i = len(readings)
+    while wanted and i:
+        i -= 1
+        fields = readings[i].__dict__
+        left = []
+        for pair in wanted:
+            value = fields[pair[1]]
+            if value is None:
+                left.append(pair)
+            else:
+                newest[pair[0]] = (stamps[i], value)
+        wanted = tuple(left)
+    if len(newest) < 2:
+        return newest
+    order: list[str] = []
+    for reading in readings:
+        fields = reading.__dict__
+        for key, name in _WEARABLE_PAIRS:
+            if key in newest and key not in order and fields[name] is not None:
+                order.append(key)
+        if len(order) == len(newest):
+            break
+    return {key: newest[key] for key in order}
 
 
 def apply_lab(state: TwinState, event: LabEvent, cfg: TwinConfig, now: float) -> list[Alert] | None:
