@@ -190,8 +190,9 @@ def ratio_repeat(
     """Tuned bare Faust, then twinstream, each once more on the same input: with the
     first round's pair (twinstream, then Faust in the bare phase) an ABBA order, so
     a machine that speeds up or slows down steadily during the run (this shared
-    one does: Redis's CPU per event moved 40 % within an hour) weighs on both
-    sides alike. The ratio is that of the two runs' mean rates; each run is kept."""
+    one does: Redis's CPU per event for the same work rose by over a third within
+    an hour) weighs on both sides alike. The ratio is that of the two runs' mean
+    rates; each run is kept."""
     first_tw = res.get("throughput_eps", {}).get("twinstream")
     first_faust = res.get("throughput_eps", {}).get("faust_bare_tuned")
     name = "faust_bare_tuned_2"
