@@ -23,7 +23,7 @@ from bench.env import (
     worker_metrics,
 )
 from bench.inputs import main_mix, one_vitals_each, send, wearables
-from bench.twinrun import check_twins, run_workers, store_counters
+from bench.twinrun import TwinRun, check_twins, run_workers, store_counters
 
 Results = dict[str, Any]
 
@@ -147,6 +147,11 @@ def _first_counts(res: Results) -> list[int]:
     return [int(res["sizes"]["naive_cap"])] if res.get("sizes", {}).get("naive_cap") else []
 
 
+def _cpu_us_per_event(run: TwinRun) -> dict[str, float]:
+    """CPU microseconds per consumed event of each process a twinstream run measured."""
+    return {k: round(v * 1e6 / max(run.consumed, 1), 1) for k, v in run.cpu_s.items()}
+
+
 def twinstream(children: Children, phase: Phase, n: int, timeout: float, res: Results) -> None:
     run = run_workers(children, phase, "tw1", n, timeout)
     eps = res.setdefault("throughput_eps", {})
@@ -163,9 +168,7 @@ def twinstream(children: Children, phase: Phase, n: int, timeout: float, res: Re
         "redis_commands": run.redis_commands,
         "redis_round_trips": run.redis_requests,
         "cpu_seconds": run.cpu_s,
-        "cpu_us_per_event": {
-            k: round(v * 1e6 / max(run.consumed, 1), 1) for k, v in run.cpu_s.items()
-        },
+        "cpu_us_per_event": _cpu_us_per_event(run),
         "commandstats_per_event": {
             k: round(v / max(run.consumed, 1), 4) for k, v in sorted(run.commandstats.items())
         },
@@ -211,7 +214,7 @@ def ratio_repeat(
         "twinstream_complete": [res.get("twinstream_run", {}).get("complete"), run.complete],
         "twinstream_cpu_us_per_event": [
             res.get("twinstream_run", {}).get("cpu_us_per_event", {}).get("worker0"),
-            round(run.cpu_s.get("worker0", 0.0) * 1e6 / max(run.consumed, 1), 1),
+            _cpu_us_per_event(run).get("worker0"),
         ],
     }
     if first_tw and first_faust and faust:
