@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import pickle
 import random
+import statistics
 import struct
 from collections.abc import Iterator
 
@@ -23,7 +24,12 @@ from twin.learning.baseline import BaselineParams, PersonalBaseline
 from twin.learning.codec import LEARNED_STATE_VERSION, LearningConfig, PatientModels
 from twin.learning.drift import DriftParams, SustainedChange, SustainedChangeDetector
 from twin.learning.errors import LearnedStateError, UnsupportedLearnedStateVersion
-from twin.learning.forecast import ForecastParams, VitalForecaster, projected_news2_inputs
+from twin.learning.forecast import (
+    ForecastParams,
+    VitalForecaster,
+    _mean2,
+    projected_news2_inputs,
+)
 from twin.learning.risk import (
     LAB_REFERENCE,
     NEWS2_SUBSCORES,
@@ -330,6 +336,34 @@ def test_forecast_falling_spo2_is_projected_down_and_never_above_100() -> None:
         rising.update(96.0 + 0.5 * i, i * FIVE_MIN)
     assert falling.forecast()[3600] < falling.forecast()[1800] < 92.0
     assert rising.forecast()[3600] == 100.0
+
+
+@given(
+    st.floats(-1e6, 1e6, allow_nan=False) | st.integers(-1000, 1000),
+    st.floats(-1e6, 1e6, allow_nan=False) | st.integers(-1000, 1000),
+)
+def test_mean2_is_statistics_mean(a: float, b: float) -> None:
+    # The forecaster's model start uses _mean2 where river uses statistics.mean.
+    assert _mean2(a, b) == statistics.mean((a, b))
+    assert struct.pack("<d", _mean2(a, b)) == struct.pack("<d", statistics.mean((a, b)))
+
+
+def test_forecast_restarting_every_reading_is_river_holt_winters() -> None:
+    # Readings 5 s apart: each after the step's first re-initialises the model
+    # (phase 2, _relearn) with the mean of the readings so far, as a fresh river
+    # HoltWinters fed the step's first value and that mean would be.
+    forecaster = VitalForecaster(ForecastParams(trend_damping_s=None))
+    rng = random.Random(5)
+    values = [80 + rng.gauss(0, 3) for _ in range(12)]  # steps at 0 s and 60 s (60-110 s)
+    for i, value in enumerate(values):
+        forecaster.update(value, 0.0 if i == 0 else 60.0 + 5.0 * (i - 1))
+    river_model = time_series.HoltWinters(alpha=0.3, beta=0.1)
+    river_model.learn_one(values[0])
+    river_model.learn_one(sum(values[1:]) / len(values[1:]))
+    assert forecaster.forecast((60, 600)) == {
+        60: river_model.forecast(1)[0],
+        600: river_model.forecast(10)[9],
+    }
 
 
 def test_forecast_undamped_is_river_holt_winters() -> None:
