@@ -34,7 +34,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "lat_rate": 2000,
         "lat_low_rate": 500,
         "lat_duration": 15,
-        "lat_warmup": 5,
+        # Past the feed's first minute, as in the full run (see bench.phases.latency).
+        "lat_warmup": 65,
         "mem_twins": 100_000,
         # As in the full run: with 2,000 and 10,000 messages the two wearable
         # runs lasted 0.5 s and 0.12 s, mostly start-up, not a sustained rate.
@@ -53,7 +54,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "lat_rate": 2000,
         "lat_low_rate": 500,
         "lat_duration": 60,
-        "lat_warmup": 10,
+        "lat_warmup": 65,
         "mem_twins": 100_000,
         "wear_batched": 10_000,
         "wear_single": 100_000,
