@@ -4,6 +4,7 @@ Run from the repository root::
 
     .venv/bin/python -m bench.core_cost [--stays 100] [--patients 2000] [--hours 0.5]
     .venv/bin/python -m bench.core_cost --profile   # cProfile of one replay instead
+    .venv/bin/python -m bench.core_cost --by-kind   # then CPU per event by source and kind
 
 The bench's main mix (``bench.inputs.main_mix``: PhysioNet 2012 stays when
 ``--data`` holds them, then simulated patients with wearables) is decoded
@@ -77,10 +78,23 @@ def _content(raw: bytes) -> bytes:
     return zlib.decompress(raw) if raw[:1] == b"\x78" else raw
 
 
+def _source(pid: str) -> str:
+    """``physionet`` or ``sim`` (the bench's patient ids), else ``other``."""
+    head = pid.split("-", 1)[0]
+    return head if head in ("physionet", "sim") else "other"
+
+
 def replay(
-    evs: list[tuple[str, BaseModel]], batch: int, digest: Any = None
+    evs: list[tuple[str, BaseModel]],
+    batch: int,
+    digest: Any = None,
+    by_kind: dict[str, list[float]] | None = None,
 ) -> tuple[float, float, float]:
-    """One replay into fresh twins; seconds of apply + learning, encode, decode."""
+    """One replay into fresh twins; seconds of apply + learning, encode, decode.
+
+    With ``by_kind``, each event's apply + learning and each twin's encoding are
+    also timed one by one (CPU seconds, count) under ``source/EventType`` and
+    ``source/encode``: what the mix's parts cost, not the fastest replay."""
     cfg = TwinConfig()
     models = PartitionModels(RiskModel())
     models.anomaly.prepare()
@@ -91,6 +105,7 @@ def replay(
     for start in range(0, len(evs), batch):
         t0 = clock()
         for pid, event in evs[start : start + batch]:
+            e0 = clock() if by_kind is not None else 0.0
             twin = twins.get(pid)
             if twin is None:
                 twin = twins[pid] = TwinState(pid)
@@ -101,13 +116,26 @@ def replay(
                 models.on_outcome(twin, event)
             elif twin.signals:
                 models.after_vitals(twin)
+            if by_kind is not None:
+                cell = by_kind.setdefault(f"{_source(pid)}/{type(event).__name__}", [0.0, 0])
+                cell[0] += clock() - e0
+                cell[1] += 1
             changed[pid] = twin
             if digest is not None:
                 for a in alerts:
                     digest.update(a.model_dump_json().encode())
                 digest.update(repr((twin.anomaly, twin.risk)).encode())
         t1 = clock()
-        encoded = {pid: encode_twin(t) for pid, t in changed.items()}
+        if by_kind is None:
+            encoded = {pid: encode_twin(t) for pid, t in changed.items()}
+        else:
+            encoded = {}
+            for pid, t in changed.items():
+                e0 = clock()
+                encoded[pid] = encode_twin(t)
+                cell = by_kind.setdefault(f"{_source(pid)}/encode", [0.0, 0])
+                cell[0] += clock() - e0
+                cell[1] += 1
         t2 = clock()
         # Decoded and dropped: a worker keeps its twins hot, decoding them once
         # per load, but the cost per twin is the same.
@@ -141,6 +169,11 @@ def main() -> None:
     )
     parser.add_argument("--no-gc", action="store_true", help="collector off while timing")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--by-kind",
+        action="store_true",
+        help="then one more replay, timing each event and encoding: CPU by source and kind",
+    )
     args = parser.parse_args()
     evs = events(args.data, args.stays, args.patients, args.hours)
     if args.focus:
@@ -179,6 +212,17 @@ def main() -> None:
     ):
         us = [v / n for v in values]
         print(f"{label:>17}: best {min(us):6.1f} µs/event, median {statistics.median(us):6.1f}")
+    if args.by_kind:
+        cells: dict[str, list[float]] = {}
+        gc.collect()
+        replay(evs, args.batch, by_kind=cells)
+        whole = sum(seconds for seconds, _ in cells.values())
+        print("one replay, each event (apply + learning) and each encoding timed:")
+        for name, (seconds, count) in sorted(cells.items(), key=lambda kv: -kv[1][0]):
+            print(
+                f"  {name:>28}: {int(count):>8,} x {seconds / count * 1e6:6.1f} µs"
+                f" = {seconds:6.2f} s ({seconds / whole:5.1%})"
+            )
 
 
 if __name__ == "__main__":
