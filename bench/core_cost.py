@@ -215,7 +215,10 @@ def main() -> None:
     if args.by_kind:
         cells: dict[str, list[float]] = {}
         gc.collect()
+        if args.no_gc:
+            gc.disable()
         replay(evs, args.batch, by_kind=cells)
+        gc.enable()
         whole = sum(seconds for seconds, _ in cells.values())
         print("one replay, each event (apply + learning) and each encoding timed:")
         for name, (seconds, count) in sorted(cells.items(), key=lambda kv: -kv[1][0]):
