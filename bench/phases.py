@@ -230,12 +230,20 @@ def ratio_repeat(
 
 def profiled(children: Children, phase: Phase, n: int, timeout: float, res: Results) -> None:
     """Two more single-worker runs: CPU-time samples (profile.txt) and py-spy (profile-wall.txt)."""
-    from bench.profile import Profiling
+    from bench.profile import Profiling, py_spy
 
     out: dict[str, Any] = {}
     # A --quick run keeps its own files: the full run's profile is the one the README quotes.
     suffix = "" if res.get("mode") == "full" else f"-{res.get('mode')}"
     for kind, stem in (("cpu", "profile"), ("wall", "profile-wall")):
+        if kind == "wall" and py_spy() is None:
+            # Not a profile without py-spy: say so, rather than time an unprofiled worker
+            # and point at a file from an earlier run.
+            note = "wall profile skipped: py-spy not installed (pip install -e '.[bench]')"
+            res.setdefault("notes", []).append(note)
+            out[kind] = {"skipped": "py-spy not installed"}
+            print(f"  {note}", flush=True)
+            continue
         name = stem + suffix
         prof = Profiling(kind, RESULTS / f"{name}.raw", RESULTS / f"{name}.txt", children.logs)
         run = run_workers(children, phase, f"pr{kind}", n, timeout, profile=prof)
