@@ -367,7 +367,7 @@ def latency(
     # worker's caches are warm, and every patient's forecasters have taken their first
     # 60 s step, after which each event also projects NEWS2 (predicted deterioration):
     # a live feed's steady state. In the first minute an event cost the core about 90
-    # us, after it 112-118 (the feed's events replayed through the core, no I/O); a
+    # us, after it 110-119 (the feed's events replayed through the core, no I/O); a
     # 10 s warm-up measured mostly the cheaper minute. The whole run's percentiles are
     # kept as ``including_warmup``, and ``p99_by_10s`` shows the tail over time.
     warmup = size.get("lat_warmup", 0)
