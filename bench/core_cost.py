@@ -84,6 +84,12 @@ def _source(pid: str) -> str:
     return head if head in ("physionet", "sim") else "other"
 
 
+def _tally(cells: dict[str, list[float]], name: str, seconds: float) -> None:
+    cell = cells.setdefault(name, [0.0, 0])
+    cell[0] += seconds
+    cell[1] += 1
+
+
 def replay(
     evs: list[tuple[str, BaseModel]],
     batch: int,
@@ -117,9 +123,7 @@ def replay(
             elif twin.signals:
                 models.after_vitals(twin)
             if by_kind is not None:
-                cell = by_kind.setdefault(f"{_source(pid)}/{type(event).__name__}", [0.0, 0])
-                cell[0] += clock() - e0
-                cell[1] += 1
+                _tally(by_kind, f"{_source(pid)}/{type(event).__name__}", clock() - e0)
             changed[pid] = twin
             if digest is not None:
                 for a in alerts:
@@ -133,9 +137,7 @@ def replay(
             for pid, t in changed.items():
                 e0 = clock()
                 encoded[pid] = encode_twin(t)
-                cell = by_kind.setdefault(f"{_source(pid)}/encode", [0.0, 0])
-                cell[0] += clock() - e0
-                cell[1] += 1
+                _tally(by_kind, f"{_source(pid)}/encode", clock() - e0)
         t2 = clock()
         # Decoded and dropped: a worker keeps its twins hot, decoding them once
         # per load, but the cost per twin is the same.
