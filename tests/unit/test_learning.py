@@ -346,6 +346,8 @@ def test_mean2_is_statistics_mean(a: float, b: float) -> None:
     # The forecaster's model start uses _mean2 where river uses statistics.mean.
     assert _mean2(a, b) == statistics.mean((a, b))
     assert struct.pack("<d", _mean2(a, b)) == struct.pack("<d", statistics.mean((a, b)))
+    # And the trend's start, river's statistics.mean of one difference.
+    assert struct.pack("<d", (b - a) or 0.0) == struct.pack("<d", statistics.mean((b - a,)))
 
 
 def test_forecast_restarting_every_reading_is_river_holt_winters() -> None:

@@ -83,9 +83,9 @@ def _mean2(a: float, b: float) -> float:
     ``(a + b) / 2`` is the correctly rounded mean that ``statistics.mean``
     computes with fractions, at a hundredth of the cost (0.06 against 6.3 us):
     on a monitor's feed (a reading every 0.5 s) statistics.mean ran for 5 vitals
-    twice per event for a minute after each new model's first step. ``or 0.0``: the mean of two
-    negative zeros is a positive one there (fractions have no signed zero).
-    tests/unit/test_learning.py checks the two agree to the bit.
+    twice per event for a minute after each new model's first step. ``or 0.0``:
+    the mean of two negative zeros is a positive one there (fractions have no
+    signed zero). tests/unit/test_learning.py checks the two agree to the bit.
 
     >>> _mean2(0.1, 0.2), _mean2(97.0, 88.0), _mean2(-0.0, -0.0)
     (0.15000000000000002, 92.5, 0.0)
@@ -192,7 +192,8 @@ class VitalForecaster:
             # (_relearn): a monitor sending every few seconds re-initialises here
             # for a whole minute.
             self._level1 = _mean2(self._first0, y)
-            self._trend1 = y - self._first0  # the mean of one value is the value
+            # statistics.mean of one value: the value, but never a negative zero.
+            self._trend1 = (y - self._first0) or 0.0
             self._phase = 2
         else:
             self._first0 = y
