@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from schemas.acks import AlertAck
 from schemas.alert import Alert
 from schemas.labs import LabEvent
-from schemas.profiles import PatientProfile
+from schemas.profiles import MAX_CONDITIONS, PatientProfile
 from schemas.vitals import VitalsEvent
 from twin.alerting import alert_id
 from twin.apply import (
@@ -166,7 +166,10 @@ def event_sequences(
                     patient_id=PID,
                     age=draw(st.integers(18, 100)),
                     spo2_scale=draw(st.sampled_from([1, 2])),
-                    conditions=draw(st.lists(st.sampled_from(["copd", "t2dm", "ckd"]))),
+                    # No more conditions than a valid profile carries.
+                    conditions=draw(
+                        st.lists(st.sampled_from(["copd", "t2dm", "ckd"]), max_size=MAX_CONDITIONS)
+                    ),
                     updated_at=ts(T0 + stamp),
                 )
             )
