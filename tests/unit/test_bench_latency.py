@@ -1,10 +1,13 @@
 """The latency bench's feed: the alerting events it promises, and when they come."""
 
 from collections import Counter
+from datetime import UTC, datetime
 
+import orjson
 import pytest
 
-from bench.latency import level_changes, spo2_level
+from bench.latency import event_json, level_changes, spo2_level
+from schemas.vitals import VitalsEvent
 
 
 def _alert_times(rate: int, patients: int, seconds: int, staggered: bool) -> list[float]:
@@ -39,3 +42,25 @@ def test_expected_alerts_count_every_change_of_level(staggered: bool) -> None:
     # Half of all events trigger an alert either way.
     total = sum(level_changes(i, 200, staggered) for i in range(1000))
     assert abs(total - 100_000) <= 1000
+
+
+def test_event_json_is_the_events_dict_and_a_valid_vitals_event() -> None:
+    observed_at = datetime.now(UTC).isoformat()
+    doc = {
+        "event_id": "lat-00007:12",
+        "patient_id": "lat-00007",
+        "observed_at": observed_at,
+        "source": "bench-latency",
+        "heart_rate": 75,
+        "respiratory_rate": 16,
+        "spo2": 88,
+        "systolic_bp": 122,
+        "diastolic_bp": 78,
+        "temperature_c": 37.0,
+        "consciousness": "A",
+        "on_oxygen": False,
+    }
+    raw = event_json("lat-00007", 12, 88, observed_at)
+    assert raw == orjson.dumps(doc)
+    event = VitalsEvent.model_validate_json(raw)
+    assert event.spo2 == 88 and event.patient_id == "lat-00007"
