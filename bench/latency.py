@@ -140,6 +140,7 @@ def produce(args: argparse.Namespace) -> None:
         "rate": sent / elapsed,
         "expected_alerts": expected,
         "alerts": args.alerts,
+        "cpu_s": time.process_time(),  # all threads, librdkafka's included
     }
     _write(args.out, doc)
 
@@ -204,6 +205,7 @@ def subscribe(args: argparse.Namespace) -> None:
         "received_at": received_at,
         "created_at": created_at,
         "repeats": repeats,
+        "cpu_s": time.process_time(),
     }
     _write(args.out, doc)
 

@@ -351,6 +351,7 @@ def latency(
     import redis
 
     from bench.env import redis_url
+    from stream import services
     from stream.cli import spawn_worker
 
     env = phase.env("tw")
@@ -377,6 +378,10 @@ def latency(
         f.unlink(missing_ok=True)
     common = ["--bootstrap", bootstrap(), "--topic"]
     cpu_before = cpu_seconds(worker.pid)
+    # What else the 2-core machine ran meanwhile (the load generators report their own).
+    service_pids = {name: services.pid_of(name) for name in ("kafka", "redis")}
+    services_before = {name: cpu_seconds(pid) for name, pid in service_pids.items()}
+    wall_before = time.monotonic()
     sub = children.module(
         f"{key}-sub",
         "bench.latency",
@@ -409,7 +414,20 @@ def latency(
         str(prod_out),
     )
     produced = wait_for_file(prod_out, duration + 60, prod)
+    # % of one core each used while the feed ran (from just before its start to its
+    # end), warm-up included: the worker shares this 2-core machine with Kafka, Redis
+    # and the bench's load generators (the producer and subscriber report their own).
+    wall = time.monotonic() - wall_before
+    cpu_share = {
+        name: round(100 * (cpu_seconds(pid) - services_before[name]) / wall, 1)
+        for name, pid in service_pids.items()
+    }
+    cpu_share["worker"] = round(100 * (cpu_seconds(worker.pid) - cpu_before) / wall, 1)
+    if produced and produced.get("seconds"):
+        cpu_share["producer"] = round(100 * produced["cpu_s"] / produced["seconds"], 1)
     got = wait_for_file(sub_out, 130, sub)
+    if got and "cpu_s" in got:  # its whole life: the feed, and 5 s of waiting after it
+        cpu_share["subscriber"] = round(100 * got["cpu_s"] / (time.monotonic() - wall_before), 1)
     consumed = sum(
         int(v)
         for k in r.scan_iter(match=f"{env['TWIN_KEY_PREFIX']}:*:counters")
@@ -447,6 +465,7 @@ def latency(
         "alerts_received": len(lat),
         "consumed_by_worker": consumed,
         "worker_cpu_us_per_event": round(worker_cpu / consumed * 1e6, 1) if consumed else None,
+        "cpu_percent_of_a_core": cpu_share,
         "repeats_dropped": got["repeats"] if got else None,
         "event_to_alert_produced": _percentiles(sorted(way_in)) if way_in else None,
         "alert_produced_to_received": _percentiles(sorted(way_out)) if way_out else None,
@@ -462,7 +481,8 @@ def latency(
     print(
         f"  latency at {rate}/s offered ({alerts} alerts), after {warmup}s warm-up: {res[key]};"
         f" including warm-up: {run['including_warmup']};"
-        f" worker CPU {run['worker_cpu_us_per_event']} us/event",
+        f" worker CPU {run['worker_cpu_us_per_event']} us/event;"
+        f" % of a core: {run['cpu_percent_of_a_core']}",
         flush=True,
     )
 
