@@ -185,3 +185,32 @@ async def test_deterioration_and_recovery_through_the_agent(updater: TwinUpdater
     assert twin.cooldown_until["news2"] == T0 + 75 * 60 + cfg.cooldown_s
     assert twin.news2_history[-1] == (T0 + 75 * 60, 0)
     assert twin.windows["heart_rate"].stats(6 * 3600).max == 115  # type: ignore[union-attr]
+
+
+def test_a_stopping_worker_exits_hard_after_the_grace_period() -> None:
+    import threading
+
+    from agents.twin_updater import exit_unless_stopped
+
+    fired = threading.Event()
+    codes: list[int] = []
+
+    def fake_exit(code: int) -> None:
+        codes.append(code)
+        fired.set()
+
+    exit_unless_stopped(0.05, 70, fake_exit)
+    assert fired.wait(5.0)
+    assert codes == [70]
+
+
+def test_the_hard_exit_waits_for_its_grace_period() -> None:
+    import time
+
+    from agents.twin_updater import exit_unless_stopped
+
+    codes: list[int] = []
+    timer = exit_unless_stopped(30.0, 70, codes.append)
+    time.sleep(0.2)
+    assert codes == [] and timer.daemon and timer.is_alive()
+    timer.cancel()
