@@ -38,9 +38,13 @@ __all__ = ["APPLIERS", "Decoded", "TopicDecoder", "decoders_for", "pseudonymise"
 _PATIENT_KEY = re.compile(rb"^[A-Za-z0-9._:@-]{1,128}$")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decoded:
-    """A decoded record: events, each with the patient whose twin it changes."""
+    """A decoded record: events, each with the patient whose twin it changes.
+
+    Read it, do not change it. Not ``frozen`` (one is built per record): a frozen
+    dataclass sets its field through ``object.__setattr__``, twice the cost.
+    """
 
     events: list[tuple[str, BaseModel]]
 

@@ -439,7 +439,8 @@ class TwinUpdater:
                     if twin.last_vitals_at != vitals_before and twin.last_vitals_at is not None:
                         last_vitals[pid] = twin.last_vitals_at
                         part.watermark = max(part.watermark, twin.last_vitals_at)
-                    outbox.extend(_encode_alert(a) for a in alerts)
+                    if alerts:  # most records alert nothing: no generator for them
+                        outbox.extend(_encode_alert(a) for a in alerts)
             except Exception as exc:
                 log.warning(
                     "processing error on %s[%d]@%d: %s",
