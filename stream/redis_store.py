@@ -137,17 +137,24 @@ def c_packing(base: type[AbstractConnection]) -> type[AbstractConnection]:
     backlog's commit of hundreds of twins) hiredis became slower than Python's
     chunked packing (900 arguments, 450 KB: 1,042 against 540 us), so large
     commands keep it. Without hiredis, ``base`` itself.
+
+    redis-py 8.2 packs its asyncio commands with hiredis too, large ones included;
+    there, large commands go to its Python packer (``_pack_command_python``), which
+    older versions' ``pack_command`` is.
     """
     if not HIREDIS_AVAILABLE or base in _C_PACKING.values():
         return base
     if base in _C_PACKING:
         return _C_PACKING[base]
-    packer = HiredisRespSerializer()
+    packer = HiredisRespSerializer()  # type: ignore[no-untyped-call,unused-ignore]
+    python_packer = getattr(base, "_pack_command_python", None)
 
     class CPacking(base):  # type: ignore[valid-type,misc]
         def pack_command(self, *args: Any) -> list[bytes]:
             if len(args) <= HIREDIS_PACK_MOST_ARGS:
                 return cast(list[bytes], packer.pack(*args))
+            if python_packer is not None:
+                return cast(list[bytes], python_packer(self, *args))
             return cast(list[bytes], super().pack_command(*args))
 
     CPacking.__name__ = CPacking.__qualname__ = f"CPacking{base.__name__}"
