@@ -12,11 +12,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.twinstream-installed
-want=$(sha256sum pyproject.toml | cut -c1-16)
+want=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "bootstrap: installing Python packages"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test,replay]"
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".[test,replay]"
   echo "$want" > "$stamp"
 fi
 # Debian's Chromium drives the dashboard's browser test (Playwright cannot
