@@ -66,6 +66,20 @@ _SkinTemperatureC = Annotated[
 _HrvRmssdMs = Annotated[float, plausible("hrv_rmssd_ms", PLAUSIBLE_WEARABLE["hrv_rmssd_ms"])]
 
 
+def _has_measurement(fields: dict[str, object]) -> bool:
+    """Whether a model's field values (its ``__dict__``) hold any measurement."""
+    # Written out, not a loop over WEARABLE_FIELDS: it runs for every reading
+    # of every batch.
+    return not (
+        fields["heart_rate"] is None
+        and fields["spo2"] is None
+        and fields["steps"] is None
+        and fields["skin_temperature_c"] is None
+        and fields["hrv_rmssd_ms"] is None
+        and fields["sleep_stage"] is None
+    )
+
+
 class _Measurements(WireModel):
     """The measurement fields shared by a single event and a batched reading."""
 
@@ -82,19 +96,6 @@ class _Measurements(WireModel):
     )
     sleep_stage: SleepStage | None = Field(None, description="Device-estimated sleep stage.")
 
-    def _has_measurement(self) -> bool:
-        # Written out, not a loop over WEARABLE_FIELDS: it runs for every reading
-        # of every batch, and the first field is nearly always there.
-        fields = self.__dict__
-        return not (
-            fields["heart_rate"] is None
-            and fields["spo2"] is None
-            and fields["steps"] is None
-            and fields["skin_temperature_c"] is None
-            and fields["hrv_rmssd_ms"] is None
-            and fields["sleep_stage"] is None
-        )
-
 
 # Import-time guard: a new measurement field must be added to _has_measurement too.
 _CHECKED = ("heart_rate", "spo2", "steps", "skin_temperature_c", "hrv_rmssd_ms", "sleep_stage")
@@ -109,7 +110,11 @@ class WearableReading(_Measurements):
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
-        if not self._has_measurement():
+        # pydantic-core calls this once per reading: the heart rate, nearly always
+        # there, settles it without a further call, and the model's __dict__ is
+        # read once (attribute access on a model is slow: BaseModel has __getattr__).
+        fields = self.__dict__
+        if fields["heart_rate"] is None and not _has_measurement(fields):
             raise ValueError("at least one measurement is required")
         return self
 
@@ -138,10 +143,11 @@ class WearableEvent(_Measurements):
 
     @model_validator(mode="after")
     def _one_form(self) -> Self:
-        if self.readings is not None:
-            if self._has_measurement():
+        fields = self.__dict__
+        if fields["readings"] is not None:
+            if _has_measurement(fields):
                 raise ValueError("measurements go either at the top level or in readings, not both")
-        elif not self._has_measurement():
+        elif not _has_measurement(fields):
             raise ValueError("at least one measurement is required")
         return self
 
