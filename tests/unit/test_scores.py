@@ -289,6 +289,42 @@ def test_cached_scorers_follow_the_charts(**kwargs: Any) -> None:
         assert criteria["systolic_bp"] is (s._rounded("sbp", sbp, whole) <= 100)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        *(n + d for n in range(0, 302) for d in (0.0, 0.49999999999999994, 0.5, 0.75)),
+        *(math.nextafter(n + 0.5, 0) for n in range(0, 302)),
+        -0.0,
+        2.0**52 - 0.5,
+        2.0**52,
+        10**20,
+        7,
+    ],
+)
+def test_whole_number_tables_score_as_the_charts(value: float) -> None:
+    # NEWS2's respiratory rate, systolic pressure and heart rate are scored from
+    # tables, uncached; _score (Decimal-free rounding, then the bands) is the reference.
+    from twin import scores as s
+
+    for table, reference in (
+        (s._news2_rr, ("respiratory_rate", value, s._WHOLE, s._NEWS2_RR)),
+        (s._news2_sbp, ("systolic_bp", value, s._WHOLE, s._NEWS2_SBP)),
+        (s._news2_hr, ("heart_rate", value, s._WHOLE, s._NEWS2_HR)),
+    ):
+        assert table(value) == s._score(*reference)
+
+
+@pytest.mark.parametrize("value", [-1.0, -1e-300, math.nan, math.inf, -math.inf, 1e300])
+def test_whole_number_tables_reject_as_the_charts(value: float) -> None:
+    from twin import scores as s
+
+    with pytest.raises((ArithmeticError, ValueError)) as expected:
+        s._score.__wrapped__("heart_rate", value, s._WHOLE, s._NEWS2_HR)
+    with pytest.raises((ArithmeticError, ValueError)) as got:
+        s._news2_hr(value)
+    assert (type(got.value), str(got.value)) == (type(expected.value), str(expected.value))
+
+
 @settings(max_examples=2000)
 @given(
     st.floats(min_value=0, max_value=1e6)
