@@ -403,6 +403,25 @@ def test_medium_alerts_do_not_remind() -> None:
     assert [a.status for batch in out for a in batch] == ["open"]
 
 
+@settings(max_examples=500)
+@given(st.text(max_size=130), st.text(max_size=200), st.integers(min_value=0, max_value=10**9))
+def test_alert_ids_are_the_uuid5_of_patient_rule_and_episode(
+    patient_id: str, rule: str, episode: int
+) -> None:
+    import uuid
+
+    from twin.alerting import _NAMESPACE
+
+    name = f"{patient_id}|{rule}|{episode}"
+    try:
+        expected = str(uuid.uuid5(_NAMESPACE, name))
+    except UnicodeEncodeError:  # lone surrogates: both raise
+        with pytest.raises(UnicodeEncodeError):
+            alert_id.__wrapped__(patient_id, rule, episode)
+        return
+    assert alert_id.__wrapped__(patient_id, rule, episode) == expected
+
+
 def test_acks_only_silence_the_open_episode_they_name() -> None:
     state = TwinState(PID)
     apply(state, vitals("v0", T0, **HIGH))
