@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import datetime
 from operator import attrgetter
 from typing import Any
+
+from pydantic import AwareDatetime, TypeAdapter
 
 from schemas.acks import AlertAck
 from schemas.alert import Alert, AlertSeverity
@@ -66,6 +69,31 @@ _WEEK_S = 7 * 24 * 3600.0
 _TWO_DAYS_S = 48 * 3600.0
 
 
+# The Unix epoch as pydantic-core parses it: every time it parses at offset zero
+# ("Z", "+00:00") shares this tzinfo object, pydantic-core's UTC TzInfo.
+_EPOCH = TypeAdapter(AwareDatetime).validate_json(b'"1970-01-01T00:00:00Z"')
+_EPOCH_TZ = _EPOCH.tzinfo
+
+
+def _seconds(when: datetime) -> float:
+    """``when.timestamp()``, exactly: seconds since the epoch of an aware datetime.
+
+    ``timestamp()`` calls the tzinfo's ``utcoffset()``, slow with pydantic-core's
+    TzInfo: 4.3 us of a busy machine against 1.1 us for this subtraction, which
+    calls none when both datetimes share one tzinfo object. The offset is zero on
+    both sides, so it is the same number of microseconds (one per event, and one
+    per reading of a wearable batch).
+
+    >>> import datetime as dt
+    >>> when = TypeAdapter(AwareDatetime).validate_json(b'"2026-11-23T10:15:00.5Z"')
+    >>> _seconds(when) == when.timestamp(), _seconds(when.astimezone(dt.UTC)) == when.timestamp()
+    (True, True)
+    """
+    if when.tzinfo is _EPOCH_TZ:
+        return (when - _EPOCH).total_seconds()
+    return when.timestamp()
+
+
 def _order(value: Value) -> tuple[float, str]:
     return (0.0, str(value)) if isinstance(value, str | bool) else (float(value), "")
 
@@ -102,7 +130,7 @@ def apply_vitals(
     state: TwinState, event: VitalsEvent, cfg: TwinConfig, now: float
 ) -> list[Alert] | None:
     """Apply bedside vitals; score NEWS2 and qSOFA; return the alerts that follow."""
-    at = event.observed_at.timestamp()
+    at = _seconds(event.observed_at)
     if _begin(state, cfg, event.event_id, at) is None:
         return None
     # Vitals are late by the twin's own vitals clock, not its newest event of any
@@ -227,7 +255,7 @@ def apply_wearable(
     validated monitor. Its readings feed the twin's history (and, with the
     learning layer, the personal baselines).
     """
-    late = _begin(state, cfg, event.event_id, event.observed_at.timestamp())
+    late = _begin(state, cfg, event.event_id, _seconds(event.observed_at))
     if late is None:
         return None
     # A single event carries its one reading's fields itself: no reading to build.
@@ -262,7 +290,7 @@ def _newest_readings(
     must be added to it in time order (the encoded twin keeps that order).
     """
     # Times compared as floats: aware datetimes compare at several times the cost.
-    stamps = [reading.observed_at.timestamp() for reading in readings]
+    stamps = [_seconds(reading.observed_at) for reading in readings]
     ties = False
     previous = -math.inf
     for at in stamps:
@@ -319,7 +347,7 @@ def apply_lab(state: TwinState, event: LabEvent, cfg: TwinConfig, now: float) ->
     resulted after a later STAT one) is recorded but changes none of that
     analyte's alerts: it must not clear a current critical value.
     """
-    at = event.observed_at.timestamp()
+    at = _seconds(event.observed_at)
     late = _begin(state, cfg, event.event_id, at)
     if late is None:
         return None

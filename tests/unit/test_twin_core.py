@@ -404,6 +404,22 @@ def test_medium_alerts_do_not_remind() -> None:
 
 
 @settings(max_examples=500)
+@given(
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    st.sampled_from(["Z", "+00:00", "-00:00", "+05:30", "-08:00", "+14:00"]),
+)
+def test_event_seconds_are_the_timestamps_pydantic_gives(naive: datetime, offset: str) -> None:
+    # apply's fast path for pydantic-core's UTC tzinfo, and its fallback, against timestamp().
+    from pydantic import AwareDatetime, TypeAdapter
+
+    from twin.apply import _seconds
+
+    when = TypeAdapter(AwareDatetime).validate_json(f'"{naive.isoformat()}{offset}"')
+    assert _seconds(when) == when.timestamp()
+    assert _seconds(when.astimezone(UTC)) == when.timestamp()
+
+
+@settings(max_examples=500)
 @given(st.text(max_size=130), st.text(max_size=200), st.integers(min_value=0, max_value=10**9))
 def test_alert_ids_are_the_uuid5_of_patient_rule_and_episode(
     patient_id: str, rule: str, episode: int
