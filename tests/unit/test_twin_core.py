@@ -419,6 +419,21 @@ def test_event_seconds_are_the_timestamps_pydantic_gives(naive: datetime, offset
     assert _seconds(when.astimezone(UTC)) == when.timestamp()
 
 
+@given(st.text(max_size=300))
+def test_event_fingerprints_are_6_byte_blake2b_digests(event_id: str) -> None:
+    import hashlib
+
+    from twin.state import event_fingerprint
+
+    try:
+        expected = hashlib.blake2b(event_id.encode(), digest_size=6).digest()
+    except UnicodeEncodeError:
+        with pytest.raises(UnicodeEncodeError):
+            event_fingerprint(event_id)
+        return
+    assert event_fingerprint(event_id) == expected
+
+
 @settings(max_examples=500)
 @given(st.text(max_size=130), st.text(max_size=200), st.integers(min_value=0, max_value=10**9))
 def test_alert_ids_are_the_uuid5_of_patient_rule_and_episode(
