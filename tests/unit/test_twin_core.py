@@ -419,6 +419,42 @@ def test_event_seconds_are_the_timestamps_pydantic_gives(naive: datetime, offset
     assert _seconds(when.astimezone(UTC)) == when.timestamp()
 
 
+@settings(max_examples=500)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=-30, max_value=30).map(lambda slot: slot * 1200.0)
+            | st.floats(min_value=-36_000, max_value=36_000),
+            st.floats(min_value=0, max_value=300),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_windows_hold_the_buckets_of_the_last_18_slots_whatever_the_order(
+    readings: list[tuple[float, float]],
+) -> None:
+    from array import array
+
+    from twin.windows import SLOT_S, SLOTS, VitalWindow
+
+    window = VitalWindow()
+    for at, value in readings:
+        window.add(at, value)
+    slots = [int(at // SLOT_S) for at, _ in readings]
+    newest = max(slots)
+    buckets: dict[int, list[int]] = {}
+    for slot, (_, value) in zip(slots, readings, strict=True):
+        v = round(value * 100)
+        if slot > newest - SLOTS:
+            b = buckets.setdefault(slot, [slot, 0, 0, v, v])
+            b[1] += 1
+            b[2] += v
+            b[3] = min(b[3], v)
+            b[4] = max(b[4], v)
+    assert window.data == array("i", [x for slot in sorted(buckets) for x in buckets[slot]])
+
+
 @given(st.text(max_size=300))
 def test_event_fingerprints_are_6_byte_blake2b_digests(event_id: str) -> None:
     import hashlib
