@@ -574,6 +574,56 @@ def test_risk_dumps_loads_identical_predictions() -> None:
         RiskModel.loads(raw[:6] + b"\x02" + raw[7:])
 
 
+def _river_proba(model: RiskModel, x: dict[str, float]) -> float:
+    """River's own calls, the reference of :meth:`RiskModel.predict_proba`."""
+    scaled = model._scaler.transform_one(x)
+    return float(model._classifier.predict_proba_one(scaled)[True])
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_risk_prediction_is_rivers_bit_for_bit(seed: int) -> None:
+    """The plain-number prediction gives river's float, whatever was learned:
+    nothing, a few examples, or many with a large step; constant features too."""
+    rng = random.Random(seed)
+    model = RiskModel(learning_rate=rng.choice([0.05, 0.5, 2.0]), l2=rng.choice([0.0, 1e-2]))
+    for _ in range(rng.choice([0, 1, 5, 300])):
+        summary, outcome = synthetic_patient(rng)
+        x = features(summary)
+        if rng.random() < 0.5:  # off the synthetic patients' few values
+            x = {k: v * rng.uniform(0.5, 2.0) + rng.gauss(0.0, 1.0) for k, v in x.items()}
+        model.learn(x, outcome)
+    for _ in range(200):
+        summary, _ = synthetic_patient(rng)
+        x = features(summary)
+        if rng.random() < 0.5:
+            x = {k: v * rng.uniform(0.5, 2.0) + rng.gauss(0.0, 3.0) for k, v in x.items()}
+        expected = _river_proba(model, x)
+        assert model.predict_proba_vector(list(x.values())) == expected
+        assert model.predict_proba(x) == expected
+        assert RiskModel.loads(model.dumps()).predict_proba(x) == expected
+
+
+def test_risk_prediction_of_other_mappings_and_in_rivers_learning_mode() -> None:
+    from river import compose
+
+    rng = random.Random(7)
+    model = RiskModel()
+    for _ in range(50):
+        summary, outcome = synthetic_patient(rng)
+        model.learn(features(summary), outcome)
+    partial = {"news2_total": 7.0, "lab_lactate_above": 2.0}  # river's calls, as given
+    assert model.predict_proba(partial) == _river_proba(model, dict(partial))
+    x = features(synthetic_patient(rng)[0])
+    before = model.predict_proba(x)
+    with compose.learn_during_predict():  # the scaler learns while predicting
+        assert model.predict_proba(x) != before
+    twin_of_pipeline = pickle.loads(pickle.dumps(model._pipeline))
+    after = twin_of_pipeline["LogisticRegression"].predict_proba_one(
+        twin_of_pipeline["StandardScaler"].transform_one(x)
+    )[True]
+    assert model.predict_proba(x) == after  # the moved statistics are read again
+
+
 def test_worst_lab_direction() -> None:
     assert worst_lab("lactate", None, 1.2) == 1.2
     assert worst_lab("bicarbonate", 18.0, 24.0) == 18.0
