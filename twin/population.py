@@ -11,12 +11,23 @@ patient's outcome arrives (``twin.outcomes``), and then learned with it.
 
 from __future__ import annotations
 
+import math
+
 from schemas.outcomes import OutcomeEvent
 from twin.learning.anomaly import PopulationAnomalyModel
-from twin.learning.risk import LAB_REFERENCE, PendingLabels, RiskModel, TwinSummary, features
+from twin.learning.risk import (
+    FEATURE_NAMES,
+    LAB_REFERENCE,
+    NEWS2_SUBSCORES,
+    SLOPE_VITALS,
+    PendingLabels,
+    RiskModel,
+    TwinSummary,
+    features,
+)
 from twin.state import TwinState
 
-__all__ = ["RISK_OUTCOME", "PartitionModels", "summarize"]
+__all__ = ["RISK_OUTCOME", "PartitionModels", "feature_vector", "summarize"]
 
 RISK_OUTCOME = "in_hospital_death"
 """The outcome the risk model learns; other outcomes are only recorded."""
@@ -71,6 +82,108 @@ def _slopes_per_hour(twin: TwinState) -> dict[str, float]:
     }
 
 
+# Where feature_vector writes each feature: its position in FEATURE_NAMES.
+_AT = {name: i for i, name in enumerate(FEATURE_NAMES)}
+_NOTHING_KNOWN = list(features(TwinSummary()).values())
+_TOTAL, _TOTAL_MISSING = _AT["news2_total"], _AT["news2_total_missing"]
+_MAX, _MAX_MISSING = _AT["news2_max"], _AT["news2_max_missing"]
+_QSOFA, _QSOFA_MISSING = _AT["qsofa"], _AT["qsofa_missing"]
+_OXYGEN, _OXYGEN_MISSING = _AT["on_oxygen"], _AT["on_oxygen_missing"]
+_AGE, _AGE_MISSING = _AT["age_years"], _AT["age_years_missing"]
+_LOG_HOURS, _LOG_ALERTS = _AT["log_hours_observed"], _AT["log_alerts"]
+_DEVIATING, _SUSTAINED = _AT["deviating_vitals"], _AT["sustained_changes"]
+_SUBSCORES_AT = {
+    name: (_AT[f"news2_{name}"], _AT[f"news2_{name}_missing"]) for name in NEWS2_SUBSCORES
+}
+_SLOPES_AT = {name: (_AT[f"slope_{name}"], _AT[f"slope_{name}_missing"]) for name in SLOPE_VITALS}
+# (the twin's key, (position, upper limit) of the excess above it, (position,
+# lower limit) of the shortfall below it, position of the missing flag)
+_LABS_AT = tuple(
+    (
+        f"lab.{analyte}",
+        None if high is None else (_AT[f"lab_{analyte}_above"], high),
+        None if low is None else (_AT[f"lab_{analyte}_below"], low),
+        _AT[f"lab_{analyte}_missing"],
+    )
+    for analyte, (low, high) in LAB_REFERENCE.items()
+)
+
+
+def feature_vector(twin: TwinState) -> list[float]:
+    """The values of ``features(summarize(twin))``, in
+    :data:`~twin.learning.risk.FEATURE_NAMES` order, read straight from the twin:
+    what a scored vitals set is predicted from and kept as (without the summary
+    and the dict copy, about half the cost)."""
+    out = _NOTHING_KNOWN.copy()
+    a = twin.assessment
+    total = None
+    if a is not None:
+        total = a.news2.total
+        if total is not None:
+            out[_TOTAL], out[_TOTAL_MISSING] = float(total), 0.0
+        for name, subscore in a.news2.subscores.items():  # the scored ones only
+            if subscore is not None and name in _SUBSCORES_AT:
+                at, missing = _SUBSCORES_AT[name]
+                out[at], out[missing] = float(subscore), 0.0
+        if a.qsofa.score is not None:
+            out[_QSOFA], out[_QSOFA_MISSING] = float(a.qsofa.score), 0.0
+    if twin.news2_max is not None:
+        out[_MAX], out[_MAX_MISSING] = float(twin.news2_max), 0.0
+    elif total is not None:
+        out[_MAX] = total  # as features() imputes it: the int itself
+    oxygen = twin.value("on_oxygen")
+    if isinstance(oxygen, bool):
+        out[_OXYGEN], out[_OXYGEN_MISSING] = float(oxygen), 0.0
+    profile = twin.profile
+    if profile is not None and profile.age is not None:
+        out[_AGE], out[_AGE_MISSING] = float(profile.age), 0.0
+    first, last = twin.first_event_at, twin.last_vitals_at
+    hours = 0.0 if first is None or last is None else (last - first) / 3600.0
+    out[_LOG_HOURS] = math.log1p(0.0 if hours < 0.0 else hours)  # max(hours, 0.0)
+    _write_signals(twin, out)
+    _write_labs(twin, out)
+    alerts = twin.open_alerts
+    if alerts:  # none open: the imputed 0.0s
+        out[_LOG_ALERTS] = math.log1p(len(alerts))
+        out[_SUSTAINED] = float(sum(1 for rule in alerts if rule.startswith("change.")))
+    return out
+
+
+def _write_signals(twin: TwinState, out: list[float]) -> None:
+    """The forecasters' slopes of the vitals just observed, and how many deviate."""
+    signals = twin.signals
+    if not signals:
+        return
+    models = twin.patient_models().models
+    deviating = 0
+    for s in signals:
+        # Asked for every vital, as summarize does (asking hands the models out).
+        slope = models(s.vital).forecaster.slope_per_hour
+        if slope is not None and s.vital in _SLOPES_AT:
+            at, missing = _SLOPES_AT[s.vital]
+            out[at], out[missing] = float(slope), 0.0
+        if s.deviating:
+            deviating += 1
+    out[_DEVIATING] = float(deviating)
+
+
+def _write_labs(twin: TwinState, out: list[float]) -> None:
+    """The latest value of each lab the model reads, as its excess beyond the reference."""
+    latest = twin.latest
+    for key, above, below, missing in _LABS_AT:
+        o = latest.get(key)
+        if o is not None and isinstance(o.value, (int, float)):  # a tuple: faster
+            lab = float(o.value)
+            # max(excess, 0.0), ties and NaN as it gives them, without the call
+            if above is not None:
+                excess = lab - above[1]
+                out[above[0]] = 0.0 if excess < 0.0 else excess
+            if below is not None:
+                excess = below[1] - lab
+                out[below[0]] = 0.0 if excess < 0.0 else excess
+            out[missing] = 0.0
+
+
 class PartitionModels:
     """The shared models one partition's twins use, and their pending labels."""
 
@@ -95,10 +208,10 @@ class PartitionModels:
             return False
         z = {s.vital: s.z for s in twin.signals}
         twin.anomaly = round(self.anomaly.score_and_learn_one(z), 4)
-        x = features(summarize(twin))
-        twin.risk = round(self.risk.predict_proba(x), 4)
+        x = feature_vector(twin)  # features(summarize(twin)), as a list
+        twin.risk = round(self.risk.predict_proba_vector(x), 4)
         twin.risk_at = at
-        self.pending.add(twin.patient_id, x, at)
+        self.pending.add_vector(twin.patient_id, x, at)
         return True
 
     def on_outcome(self, twin: TwinState, event: OutcomeEvent) -> int:

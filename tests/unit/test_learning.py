@@ -740,6 +740,25 @@ def test_pending_features_come_back_exactly_and_are_kept_compactly() -> None:
     back = pending.outcome("p1", event_at=100.0)
     assert back[0].features == x and list(back[0].features) == list(x)
     assert back[1].features == {"news2_total": 1.0}
+    pending.add_vector("p2", list(x.values()), at=0.0)  # the same vector, kept the same way
+    assert pending._by_patient["p2"][0][1] == stored
+    assert pending.outcome("p2", event_at=100.0)[0].features == x
+
+
+def test_pending_vectors_are_bounded_as_mappings_are() -> None:
+    from twin.learning.risk import FEATURE_NAMES
+
+    by_vector = PendingLabels(horizon_s=3600.0, max_per_patient=2, capacity=3)
+    by_mapping = PendingLabels(horizon_s=3600.0, max_per_patient=2, capacity=3)
+    for k, patient in enumerate(["p1", "p1", "p1", "p2", "p3", "p3"]):
+        values = [float(k)] * len(FEATURE_NAMES)
+        by_vector.add_vector(patient, values, at=60.0 * k)
+        by_mapping.add(patient, dict(zip(FEATURE_NAMES, values, strict=True)), at=60.0 * k)
+    assert len(by_vector) == len(by_mapping) == 3
+    assert by_vector.dropped == by_mapping.dropped == 3
+    assert [(e.patient_id, e.scored_at, e.features) for e in by_vector.expire(now=1e9)] == [
+        (e.patient_id, e.scored_at, e.features) for e in by_mapping.expire(now=1e9)
+    ]
 
 
 def test_patient_encoding_is_reused_only_until_models_are_handed_out() -> None:

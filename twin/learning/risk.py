@@ -433,6 +433,23 @@ class PendingLabels:
 
     def add(self, patient_id: str, features: Mapping[str, float], at: float) -> None:
         """Keep ``features`` scored at ``at`` until its outcome is known."""
+        queue = self._room(patient_id)
+        if queue is not None:
+            queue.append((at, _pack(features)))
+            self._size += 1
+
+    def add_vector(self, patient_id: str, values: Sequence[float], at: float) -> None:
+        """:meth:`add` the :func:`features` vector whose values, in
+        :data:`FEATURE_NAMES` order, are ``values``."""
+        queue = self._room(patient_id)
+        if queue is not None:
+            queue.append((at, array("d", _VECTOR.pack(*values))))
+            self._size += 1
+
+    def _room(
+        self, patient_id: str
+    ) -> deque[tuple[float, Mapping[str, float] | array[float]]] | None:
+        """The patient's queue with room for one more, or None if all are full."""
         queue = self._by_patient.get(patient_id)
         if queue is None:  # not setdefault: that would build a deque every time
             queue = self._by_patient[patient_id] = deque()
@@ -444,9 +461,8 @@ class PendingLabels:
             self.dropped += 1
             if not queue:
                 del self._by_patient[patient_id]
-            return
-        queue.append((at, _pack(features)))
-        self._size += 1
+            return None
+        return queue
 
     def outcome(self, patient_id: str, event_at: float) -> list[LabelledExample]:
         """The outcome happened at ``event_at``: label what was scored before it.
