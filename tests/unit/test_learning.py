@@ -487,6 +487,32 @@ def test_anomaly_loads_rejects_other_versions_and_changed_trees() -> None:
         PopulationAnomalyModel.loads(b"pickle?")
 
 
+def test_anomaly_fused_walk_is_rivers_at_the_production_size() -> None:
+    """score_and_learn_one against river's own HalfSpaceTrees (score_one, then
+    learn_one) with the partition's parameters, over several windows, with
+    vitals missing, unknown z-scores and clipped ones."""
+    from river import anomaly
+
+    rng = random.Random(21)
+    model = PopulationAnomalyModel()  # 10 trees, height 8, window 250
+    model.prepare()
+    river_hst = anomaly.HalfSpaceTrees(n_trees=10, height=8, window_size=250, seed=42)
+    river_hst.learn_one(dict.fromkeys(VITAL_NAMES, 0.5))  # grows the same trees
+    for nodes in river_hst._tree_nodes:
+        for node in nodes:
+            node.l_mass = node.r_mass = 0
+    river_hst.counter = 0
+    for i in range(1200):
+        z = {
+            name: None if rng.random() < 0.2 else rng.gauss(0.0, 2.5)
+            for name in VITAL_NAMES[: 1 + i % len(VITAL_NAMES)]
+        }
+        x = model.features(z)
+        expected = float(river_hst.score_one(x))
+        river_hst.learn_one(x)
+        assert model.score_and_learn_one(z) == expected
+
+
 def test_fresh_anomaly_model_round_trips() -> None:
     model = PopulationAnomalyModel()
     restored = PopulationAnomalyModel.loads(model.dumps())

@@ -269,7 +269,9 @@ class PopulationAnomalyModel:
         scoring = not self._first_window
         height = self._hst.height
         size_limit = 0.1 * self._hst.window_size
-        total = 0.0
+        # Masses are ints: their int sum is exact, as river's float one is below
+        # 2**53, and the divisions round the same exact quotient (~5 % faster).
+        total = 0
         for features, thresholds, l_mass, r_mass in self._trees:
             # river.anomaly.hst._walk_score and _walk_learn, fused, on the flat tree.
             i = 0
