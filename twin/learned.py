@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = ["PREDICTED_RULE", "learned_alerts"]
 PREDICTED_RULE = "news2.predicted"
 _BAND_RANK = {"low": 0, "low-medium": 1, "medium": 2, "high": 3}
 _HORIZONS_S = (1800, 3600)
+_NEWS2_VITALS = ("heart_rate", "respiratory_rate", "spo2", "systolic_bp", "temperature_c")
 _BASELINE_RULES = {v: f"baseline.{v}" for v in VITAL_NAMES}
 _CHANGE_RULES = {v: f"change.{v}" for v in VITAL_NAMES}
 
@@ -156,27 +158,31 @@ def _projected_rise(
     """The alert details of the first horizon whose projected band is medium or
     high and above the current one; None when no horizon's is."""
     since = at - cfg.fresh_s
-    latest = {
-        k: v
-        for k in ("heart_rate", "respiratory_rate", "spo2", "systolic_bp", "temperature_c")
-        if (v := state.number(k, fresh_since=since)) is not None
-    }
+    number = state.number
+    latest = {k: v for k in _NEWS2_VITALS if (v := number(k, fresh_since=since)) is not None}
     oxygen = state.value("on_oxygen", fresh_since=since)
     level = state.value("consciousness", fresh_since=since)
+    carried = partial(
+        projected_news2_inputs,
+        latest=latest,
+        on_oxygen=oxygen if isinstance(oxygen, bool) else None,
+        consciousness=level if isinstance(level, str) else None,
+        spo2_scale=state.profile.spo2_scale if state.profile else 1,
+    )
+    # Scored: what carried(forecasts, horizon) gives, each forecast at chart precision.
+    without_forecasts: dict[str, Any] = {**carried({}, 0)}
     for horizon in _HORIZONS_S:
-        inputs = projected_news2_inputs(
-            forecasts,
-            horizon,
-            latest=latest,
-            on_oxygen=oxygen if isinstance(oxygen, bool) else None,
-            consciousness=level if isinstance(level, str) else None,
-            spo2_scale=state.profile.spo2_scale if state.profile else 1,
-        )
-        projected = news2(**inputs)
+        scored = without_forecasts.copy()
+        for vital, forecast in forecasts.items():
+            value = forecast.get(horizon)
+            if value is not None and vital in scored:
+                scored[vital] = _at_chart_precision(vital, value)
+        projected = news2(**scored)
         if (
             projected.band in ("medium", "high")
             and _BAND_RANK[projected.band] > _BAND_RANK[current.band]
         ):
+            inputs = carried(forecasts, horizon)  # the forecasts themselves, for the details
             return {
                 "lead_time_minutes": horizon // 60,
                 "projected_news2": projected.total,
@@ -189,3 +195,29 @@ def _projected_rise(
                 "source": "per-vital Holt forecasts scored with RCP NEWS2 (2017)",
             }
     return None
+
+
+def _at_chart_precision(vital: str, value: float) -> float:
+    """A forecast ``value`` rounded half-up as NEWS2 bands it (``twin.scores``: to
+    a whole number, as an int; temperature to 0.1 as the float prints), so it
+    scores alike.
+
+    Forecasts are new floats every reading: unrounded, each missed the scores'
+    caches (temperature's decimal rounding costs 3 us) and evicted the device
+    values from them. ``value`` is finite, positive and at most the vital's
+    upper bound (SpO2 100), as :class:`~twin.learning.forecast.VitalForecaster`
+    clamps it. Temperature is rounded in binary: ``value * 10`` is within 1e-13
+    of the printed decimal's, so away from a half it rounds alike, and a value
+    that close to a half is left for ``news2`` to round.
+
+    >>> _at_chart_precision("heart_rate", 117.5), _at_chart_precision("temperature_c", 38.06)
+    (118, 38.1)
+    """
+    if vital == "temperature_c":
+        tenths = value * 10.0
+        whole = math.floor(tenths)
+        if abs(tenths - whole - 0.5) < 1e-9:
+            return value
+        return (whole + 1 if tenths - whole > 0.5 else whole) / 10
+    whole = math.floor(value)
+    return whole + 1 if value - whole >= 0.5 else whole
