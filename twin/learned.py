@@ -21,7 +21,6 @@ from twin.config import TwinConfig
 from twin.learning.baseline import BaselineParams
 from twin.learning.codec import VitalSignals
 from twin.learning.drift import SustainedChange
-from twin.learning.forecast import projected_news2_inputs
 from twin.learning.vitals import VITAL_NAMES
 from twin.scores import News2Result, news2
 from twin.state import TwinState
@@ -31,7 +30,9 @@ __all__ = ["PREDICTED_RULE", "learned_alerts"]
 PREDICTED_RULE = "news2.predicted"
 _BAND_RANK = {"low": 0, "low-medium": 1, "medium": 2, "high": 3}
 _HORIZONS_S = (1800, 3600)
-_NEWS2_VITALS = ("heart_rate", "respiratory_rate", "spo2", "systolic_bp", "temperature_c")
+_NEWS2_VITALS = frozenset(
+    ("heart_rate", "respiratory_rate", "spo2", "systolic_bp", "temperature_c")
+)
 _BASELINE_RULES = {v: f"baseline.{v}" for v in VITAL_NAMES}
 _CHANGE_RULES = {v: f"change.{v}" for v in VITAL_NAMES}
 
@@ -159,30 +160,37 @@ def _projected_rise(
     high and above the current one; None when no horizon's is."""
     since = at - cfg.fresh_s
     number = state.number
-    latest = {k: v for k in _NEWS2_VITALS if (v := number(k, fresh_since=since)) is not None}
     oxygen = state.value("on_oxygen", fresh_since=since)
     level = state.value("consciousness", fresh_since=since)
-    carried = partial(
-        projected_news2_inputs,
-        latest=latest,
-        on_oxygen=oxygen if isinstance(oxygen, bool) else None,
-        consciousness=level if isinstance(level, str) else None,
-        spo2_scale=state.profile.spo2_scale if state.profile else 1,
-    )
-    # Scored: what carried(forecasts, horizon) gives, each forecast at chart precision.
-    without_forecasts: dict[str, Any] = {**carried({}, 0)}
+    # news2's arguments with no forecast: projected_news2_inputs' carried values,
+    # in its order (that of the details' projected_values), built once for both
+    # horizons without its calls, which cost more than scoring them.
+    carried: dict[str, Any] = {
+        "respiratory_rate": number("respiratory_rate", fresh_since=since),
+        "spo2": number("spo2", fresh_since=since),
+        "on_oxygen": oxygen if isinstance(oxygen, bool) else None,
+        "systolic_bp": number("systolic_bp", fresh_since=since),
+        "heart_rate": number("heart_rate", fresh_since=since),
+        "consciousness": level if isinstance(level, str) else None,
+        "temperature_c": number("temperature_c", fresh_since=since),
+        "spo2_scale": state.profile.spo2_scale if state.profile else 1,
+    }
     for horizon in _HORIZONS_S:
-        scored = without_forecasts.copy()
+        scored = carried.copy()
         for vital, forecast in forecasts.items():
             value = forecast.get(horizon)
-            if value is not None and vital in scored:
+            if value is not None and vital in _NEWS2_VITALS:
                 scored[vital] = _at_chart_precision(vital, value)
         projected = news2(**scored)
         if (
             projected.band in ("medium", "high")
             and _BAND_RANK[projected.band] > _BAND_RANK[current.band]
         ):
-            inputs = carried(forecasts, horizon)  # the forecasts themselves, for the details
+            inputs = carried | {  # the forecasts themselves, for the details
+                vital: forecast[horizon]
+                for vital, forecast in forecasts.items()
+                if horizon in forecast and vital in _NEWS2_VITALS
+            }
             return {
                 "lead_time_minutes": horizon // 60,
                 "projected_news2": projected.total,
