@@ -21,7 +21,12 @@ from river import drift, metrics, stats, time_series
 
 from twin.learning.anomaly import PopulationAnomalyModel
 from twin.learning.baseline import BaselineParams, PersonalBaseline
-from twin.learning.codec import LEARNED_STATE_VERSION, LearningConfig, PatientModels
+from twin.learning.codec import (
+    LEARNED_STATE_VERSION,
+    LearningConfig,
+    PatientModels,
+    VitalSignals,
+)
 from twin.learning.drift import DriftParams, SustainedChange, SustainedChangeDetector
 from twin.learning.errors import LearnedStateError, UnsupportedLearnedStateVersion
 from twin.learning.forecast import (
@@ -729,6 +734,16 @@ def test_lazy_decode_writes_untouched_vitals_back_unchanged() -> None:
     partly.observe("heart_rate", 80.0, 50 * FIVE_MIN)
     fully.observe("heart_rate", 80.0, 50 * FIVE_MIN)
     assert partly.encode() == fully.encode()
+
+
+def test_observe_builds_whole_signals() -> None:
+    models = PatientModels()
+    for vital, value, at in stream(5, 30, ("heart_rate",)):
+        signals = models.observe(vital, value, at)
+        assert type(signals) is VitalSignals and len(signals) == len(VitalSignals._fields)
+        assert signals == VitalSignals(*signals) and signals.vital == vital
+        assert (signals.value, signals.at) == (value, at)
+    assert signals.trusted and signals.forecast
 
 
 def test_observe_rejects_unknown_vitals_and_non_finite_values() -> None:
