@@ -99,3 +99,34 @@ def test_twins_hold_no_reference_cycles() -> None:
     twins.clear()
     loaded.clear()
     assert gc.collect() == 0
+
+
+def test_a_paused_block_leaves_what_it_kept_frozen(policy: None) -> None:
+    gc.collect()
+    before = gc.get_freeze_count()
+    with gcpolicy.paused():
+        kept = [[i] for i in range(1000)]  # a batch's new twin state, say
+        node = Node()
+    assert gc.get_freeze_count() >= before + len(kept)
+    alive = weakref.ref(node)
+    del node
+    gc.collect()  # automatic collections skip it: frozen with the rest
+    assert alive() is not None
+    gcpolicy.full_collection()
+    assert alive() is None
+
+
+def test_a_paused_block_freezes_nothing_without_the_policy() -> None:
+    saved = gc.get_threshold()
+    gcpolicy.install(freeze_survivors=False)
+    try:
+        gc.unfreeze()
+        with gcpolicy.paused():
+            node = Node()
+        assert gc.get_freeze_count() == 0
+        alive = weakref.ref(node)
+        del node
+        gc.collect()
+        assert alive() is None
+    finally:
+        gcpolicy.uninstall(saved)
