@@ -289,9 +289,13 @@ def test_cached_scorers_follow_the_charts(**kwargs: Any) -> None:
         assert criteria["systolic_bp"] is (s._rounded("sbp", sbp, whole) <= 100)
 
 
-@pytest.mark.parametrize(
-    "value",
-    [
+def test_whole_number_tables_score_as_the_charts() -> None:
+    # NEWS2's respiratory rate, systolic pressure and heart rate are scored from
+    # tables, uncached; _score (Decimal-free rounding, then the bands) is the reference.
+    # Every whole number and half of the charts' range, and the floats beside the halves.
+    from twin import scores as s
+
+    values: list[float] = [
         *(n + d for n in range(0, 302) for d in (0.0, 0.49999999999999994, 0.5, 0.75)),
         *(math.nextafter(n + 0.5, 0) for n in range(0, 302)),
         -0.0,
@@ -299,19 +303,14 @@ def test_cached_scorers_follow_the_charts(**kwargs: Any) -> None:
         2.0**52,
         10**20,
         7,
-    ],
-)
-def test_whole_number_tables_score_as_the_charts(value: float) -> None:
-    # NEWS2's respiratory rate, systolic pressure and heart rate are scored from
-    # tables, uncached; _score (Decimal-free rounding, then the bands) is the reference.
-    from twin import scores as s
-
-    for table, reference in (
-        (s._news2_rr, ("respiratory_rate", value, s._WHOLE, s._NEWS2_RR)),
-        (s._news2_sbp, ("systolic_bp", value, s._WHOLE, s._NEWS2_SBP)),
-        (s._news2_hr, ("heart_rate", value, s._WHOLE, s._NEWS2_HR)),
-    ):
-        assert table(value) == s._score(*reference)
+    ]
+    for value in values:
+        for table, reference in (
+            (s._news2_rr, ("respiratory_rate", value, s._WHOLE, s._NEWS2_RR)),
+            (s._news2_sbp, ("systolic_bp", value, s._WHOLE, s._NEWS2_SBP)),
+            (s._news2_hr, ("heart_rate", value, s._WHOLE, s._NEWS2_HR)),
+        ):
+            assert table(value) == s._score(*reference), (reference[0], value)
 
 
 @pytest.mark.parametrize("value", [-1.0, -1e-300, math.nan, math.inf, -math.inf, 1e300])
