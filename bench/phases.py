@@ -335,18 +335,18 @@ def latency(
     key: str,
     res: Results,
     alerts: str = "staggered",
+    workers: int = 1,
 ) -> None:
     """Event-to-alert latency at ``rate`` events/s offered; fills ``res[key]``.
 
     ``alerts``: when the feed's patients change level (``bench.latency``):
-    ``staggered``, spread over time, or ``synchronized``, all on the same round."""
+    ``staggered``, spread over time, or ``synchronized``, all on the same round.
+    ``workers``: worker processes in one consumer group (the second on the
+    machine's second core, as ``two_workers`` measures throughput)."""
     metrics_port = 59310 + rate % 100
-    no_hold = {
-        "TWIN_ALERT_HOLD_MINUTES": "0",
-        "TWIN_ALERT_COOLDOWN_MINUTES": "0",
-        "TWIN_WORKER_METRICS_PORT": str(metrics_port),
-    }
-    phase = Phase(f"lat{rate}" + ("" if alerts == "staggered" else alerts[:4]), no_hold)
+    no_hold = {"TWIN_ALERT_HOLD_MINUTES": "0", "TWIN_ALERT_COOLDOWN_MINUTES": "0"}
+    name = f"lat{rate}" + ("" if alerts == "staggered" else alerts[:4])
+    phase = Phase(name + ("" if workers == 1 else f"w{workers}"), no_hold)
     create_topics(phase)
     import redis
 
@@ -356,12 +356,29 @@ def latency(
 
     env = phase.env("tw")
     log = str(children.logs / f"{key}-worker.log")
-    worker = children.track(spawn_worker(env, log_path=log))
+    procs = [
+        children.track(
+            spawn_worker(
+                env | {"TWIN_WORKER_METRICS_PORT": str(metrics_port + i)},
+                log_path=log if i == 0 else log.replace("-worker.log", f"-worker{i}.log"),
+            )
+        )
+        for i in range(workers)
+    ]
     r = redis.Redis.from_url(redis_url())
     epochs = [f"{env['TWIN_KEY_PREFIX']}:{{p{p}}}:epoch" for p in range(8)]
     deadline = time.monotonic() + 90
     while r.exists(*epochs) < 8 and time.monotonic() < deadline:  # all partitions claimed
         time.sleep(0.2)
+    if workers > 1:
+        # A worker that joins after the first claimed every partition makes the group
+        # rebalance: wait until no partition's epoch (bumped by each claim) moved for 10 s.
+        seen, still_since = r.mget(epochs), time.monotonic()
+        while time.monotonic() - still_since < 10 and time.monotonic() < deadline + 60:
+            time.sleep(0.5)
+            now = r.mget(epochs)
+            if now != seen:
+                seen, still_since = now, time.monotonic()
     # The feed runs warmup + duration seconds; percentiles count the alerts of events
     # produced after the warm-up: by then each of the feed's 1,000 patients has its
     # twin (a first event costs 2-4x a later one: models built, first risk score), the
@@ -377,7 +394,7 @@ def latency(
     for f in (sub_out, prod_out, sub_out.with_suffix(".ready")):
         f.unlink(missing_ok=True)
     common = ["--bootstrap", bootstrap(), "--topic"]
-    cpu_before = cpu_seconds(worker.pid)
+    cpu_before = [cpu_seconds(p.pid) for p in procs]
     # What else the 2-core machine ran meanwhile (the load generators report their own).
     service_pids = {name: services.pid_of(name) for name in ("kafka", "redis")}
     services_before = {name: cpu_seconds(pid) for name, pid in service_pids.items()}
@@ -422,7 +439,10 @@ def latency(
         name: round(100 * (cpu_seconds(pid) - services_before[name]) / wall, 1)
         for name, pid in service_pids.items()
     }
-    cpu_share["worker"] = round(100 * (cpu_seconds(worker.pid) - cpu_before) / wall, 1)
+    worker_cpu_each = [cpu_seconds(p.pid) - c for p, c in zip(procs, cpu_before, strict=True)]
+    cpu_share["worker"] = round(100 * sum(worker_cpu_each) / wall, 1)
+    if workers > 1:
+        cpu_share |= {f"worker{i}": round(100 * c / wall, 1) for i, c in enumerate(worker_cpu_each)}
     if produced and produced.get("seconds"):
         cpu_share["producer"] = round(100 * produced["cpu_s"] / produced["seconds"], 1)
     got = wait_for_file(sub_out, 130, sub)
@@ -435,10 +455,11 @@ def latency(
         if f == b"consumed"
     )
     r.close()
-    worker_metrics = _scrape(metrics_port)
-    # The worker's CPU over the run: what a live feed costs per event, idle waits included.
-    worker_cpu = cpu_seconds(worker.pid) - cpu_before
-    children.stop(worker)
+    worker_metrics = _scrape(metrics_port)  # worker 0's
+    # The workers' CPU over the run: what a live feed costs per event, idle waits included.
+    worker_cpu = sum(cpu_seconds(p.pid) - c for p, c in zip(procs, cpu_before, strict=True))
+    for p in procs:
+        children.stop(p)
     everything = got["latencies_ms"] if got else []
     received = got["received_at"] if got else []
     event_at = [r - ms / 1000 for r, ms in zip(received, everything, strict=True)]
@@ -460,6 +481,7 @@ def latency(
         by_10s.setdefault(int((at - start) // 10), []).append(ms)
     res[_run_key(key)] = {
         "warmup_s": warmup,
+        "workers": workers,
         "including_warmup": _percentiles(sorted(everything)),
         "offered": produced,
         "alerts_received": len(lat),
@@ -479,7 +501,8 @@ def latency(
     (RESULTS / "runs" / f"{key}.json").write_text(json.dumps(lat))
     run = res[_run_key(key)]
     print(
-        f"  latency at {rate}/s offered ({alerts} alerts), after {warmup}s warm-up: {res[key]};"
+        f"  latency at {rate}/s offered ({alerts} alerts, {workers} worker(s)),"
+        f" after {warmup}s warm-up: {res[key]};"
         f" including warm-up: {run['including_warmup']};"
         f" worker CPU {run['worker_cpu_us_per_event']} us/event;"
         f" % of a core: {run['cpu_percent_of_a_core']}",

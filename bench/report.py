@@ -70,9 +70,12 @@ def plot(res: dict[str, Any], path: Path = RESULTS / "latest.png") -> None:
 
 def _alerts(res: dict[str, Any], key: str) -> str:
     """`` (synchronized alerts)`` for a latency run whose feed changed every patient's
-    level on the same round (``bench.latency``); empty for the steady feed."""
-    offered = res.get(key.replace("_ms", "_run"), {}).get("offered") or {}
-    return " (synchronized alerts)" if offered.get("alerts") == "synchronized" else ""
+    level on the same round (``bench.latency``), `` (2 workers)`` for one with more
+    than one worker; empty for the steady feed and one worker."""
+    run = res.get(key.replace("_ms", "_run"), {})
+    offered = run.get("offered") or {}
+    label = " (synchronized alerts)" if offered.get("alerts") == "synchronized" else ""
+    return label + (f" ({run['workers']} workers)" if run.get("workers", 1) > 1 else "")
 
 
 def table(res: dict[str, Any]) -> None:

@@ -198,6 +198,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         low = size["lat_low_rate"]
         step("latency_low", phases.latency, children, size, low, f"latency_ms_at_{low}", res)
+        # The 2,000/s feed again with a second worker process in the group: what a
+        # deployment adds when one worker's core is not enough for the offered load.
+        step(
+            "latency_two_workers",
+            phases.latency,
+            children,
+            size,
+            size["lat_rate"],
+            "latency_ms_two_workers",
+            res,
+            "staggered",
+            2,
+        )
         step("memory", phases.memory, children, size, tw_timeout, res)
     except KeyboardInterrupt:
         res["notes"].append("interrupted: results are partial")
