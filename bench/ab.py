@@ -26,7 +26,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.env import RESULTS, RUN_ID, Children, Phase, apply_defaults, clean_up
+from bench.env import (
+    RESULTS,
+    RUN_ID,
+    Children,
+    Phase,
+    apply_defaults,
+    clean_up,
+    tear_down,
+)
 from bench.run import DEFAULT_DATA, SIZES
 
 __all__ = ["main", "order"]
@@ -121,13 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         report.write_json(res, RESULTS / "runs" / f"ab-{mode}.json")
         return 0 if all(r["complete"] for r in runs) else 1
     finally:
-        children.stop_all()
-        try:
-            clean_up(RUN_ID)
-        except Exception as exc:  # the figures matter more than the clean-up
-            print(f"clean-up failed: {exc}", file=sys.stderr)
-        if started_services and not args.keep_services:
-            services.down()
+        tear_down(children, started_services and not args.keep_services)
 
 
 def _summary(labels: list[str], runs: list[dict[str, Any]]) -> dict[str, Any]:

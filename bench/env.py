@@ -224,6 +224,20 @@ class Children:
             self.stop(proc, grace=3.0)
 
 
+def tear_down(children: Children, stop_services: bool) -> None:
+    """End of a bench command: stop its processes, delete this run's topics and
+    Redis keys, and stop Kafka and Redis if ``stop_services`` (it started them)."""
+    from stream import services
+
+    children.stop_all()
+    try:
+        clean_up(RUN_ID)
+    except Exception as exc:  # the figures matter more than the clean-up
+        print(f"clean-up failed: {exc}", file=sys.stderr)
+    if stop_services:
+        services.down()
+
+
 def wait_for_file(path: Path, timeout: float, proc: Any = None) -> dict[str, Any] | None:
     """The JSON at ``path`` once it appears; None on timeout or if ``proc`` died first."""
     deadline = time.monotonic() + timeout

@@ -19,7 +19,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.env import RESULTS, RUN_ID, Children, Phase, apply_defaults, clean_up
+from bench.env import (
+    RESULTS,
+    RUN_ID,
+    Children,
+    Phase,
+    apply_defaults,
+    clean_up,
+    tear_down,
+)
 
 SIZES: dict[str, dict[str, Any]] = {
     "quick": {
@@ -216,13 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         res["notes"].append("interrupted: results are partial")
         print("interrupted; cleaning up", file=sys.stderr)
     finally:
-        children.stop_all()
-        try:
-            clean_up(RUN_ID)
-        except Exception as exc:  # the figures matter more than the clean-up
-            print(f"clean-up failed: {exc}", file=sys.stderr)
-        if started_services and not args.keep_services:
-            services.down()
+        tear_down(children, started_services and not args.keep_services)
         res["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
         res["wall_seconds"] = round(time.monotonic() - t0)
         report.write_json(res, out)
