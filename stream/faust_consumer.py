@@ -276,6 +276,42 @@ class TwinConsumer(faust_aiokafka.Consumer):
             return
         await super()._add_gap(tp, offset_from, offset_to)
 
+    def _new_offset(self, tp: TP) -> int | None:
+        """Faust's next offset to commit, without listing every offset of every batch.
+
+        Faust turns each gap up to the newest acked offset into its offsets, one
+        int each, sorts them with the acked ones and walks them for the first
+        consecutive run: with batch delivery every record of every batch (2.4 %
+        of a live worker's main thread, py-spy at 2,000 events/s). When the acked
+        offsets and those gaps make one run, end to end, that run is what Faust
+        finds and removes: it is worked out from the intervals. Anything else
+        (a hole, an overlap, a run that does not follow the committed offset)
+        takes Faust's path.
+        """
+        acked = self._acked[tp]
+        gaps = self._gap[tp]
+        if not acked or not gaps:
+            return cast(int | None, super()._new_offset(tp))
+        newest = max(acked)
+        found = sorted(gaps.overlap(0, newest), key=lambda iv: iv.begin)
+        if not found:
+            return cast(int | None, super()._new_offset(tp))
+        spans = sorted([(o, o + 1) for o in acked] + [(iv.begin, iv.end) for iv in found])
+        start, end = spans[0]
+        for begin, stop in spans[1:]:
+            if begin != end:  # a hole or an overlap
+                return cast(int | None, super()._new_offset(tp))
+            end = stop
+        committed = self._committed_offset[tp]
+        if committed and start - committed > 1:
+            return cast(int | None, super()._new_offset(tp))
+        # As Faust leaves it: gaps chopped up to the last one's last offset or past
+        # the newest acked one, and the run gone from the acked offsets.
+        gaps.chop(0, max(found[-1].end - 1, newest + 1))
+        self._acked_index[tp].difference_update(acked)
+        acked.clear()
+        return end
+
     def _flowing(self, generation_id: int) -> bool:
         # Faust's getmany stops handing out messages as soon as either changes.
         return self.flow_active and self.app.consumer_generation_id == generation_id

@@ -123,6 +123,38 @@ HIREDIS_PACK_MOST_ARGS = 200
 """Commands of up to this many arguments are packed by hiredis (see :func:`c_packing`)."""
 
 
+def join_pack(args: Sequence[Any], encoding: str, errors: str) -> list[bytes] | None:
+    """``args`` as one RESP array in one buffer, as redis-py packs them; None if an
+    argument is of a type redis-py's encoder converts some other way (or refuses),
+    or the command name has a space (redis-py splits it).
+
+    >>> join_pack(["SET", "k", b"v", 7, 0.5], "utf-8", "strict")
+    [b'*5\\r\\n$3\\r\\nSET\\r\\n$1\\r\\nk\\r\\n$1\\r\\nv\\r\\n$1\\r\\n7\\r\\n$3\\r\\n0.5\\r\\n']
+    >>> join_pack(["SET", "k", True], "utf-8", "strict") is None
+    True
+    """
+    if not args or (type(args[0]) is str and " " in args[0]):
+        return None
+    out = [b"*%d\r\n" % len(args)]
+    add = out.append
+    for arg in args:
+        kind = type(arg)
+        if kind is bytes:
+            data = arg
+        elif kind is str:
+            data = arg.encode(encoding, errors)
+        elif kind is int:  # not bool: redis-py refuses it
+            data = b"%d" % arg
+        elif kind is float:
+            data = repr(arg).encode()
+        else:
+            return None
+        add(b"$%d\r\n" % len(data))
+        add(data)
+        add(b"\r\n")
+    return [b"".join(out)]
+
+
 _C_PACKING: dict[type[AbstractConnection], type[AbstractConnection]] = {}
 
 
@@ -138,9 +170,13 @@ def c_packing(base: type[AbstractConnection]) -> type[AbstractConnection]:
     chunked packing (900 arguments, 450 KB: 1,042 against 540 us), so large
     commands keep it. Without hiredis, ``base`` itself.
 
-    redis-py 8.2 packs its asyncio commands with hiredis too, large ones included;
-    there, large commands go to its Python packer (``_pack_command_python``), which
-    older versions' ``pack_command`` is.
+    redis-py 8.2 packs its asyncio commands with hiredis too, large ones included.
+    Large commands here go to :func:`join_pack`, which writes the same bytes
+    2-4x faster than redis-py's Python packer (``_pack_command_python``, which
+    older versions' ``pack_command`` is) and at most as slow as hiredis (timed on
+    commit-shaped commands of 10-500 twins of 1.3 KB: 31 against 113 and 34 us
+    for 10, 534 against 2,100 and 1,162 us for 250); arguments it does not
+    know go to redis-py's packer.
     """
     if not HIREDIS_AVAILABLE or base in _C_PACKING.values():
         return base
@@ -153,6 +189,10 @@ def c_packing(base: type[AbstractConnection]) -> type[AbstractConnection]:
         def pack_command(self, *args: Any) -> list[bytes]:
             if len(args) <= HIREDIS_PACK_MOST_ARGS:
                 return cast(list[bytes], packer.pack(*args))
+            encoder = self.encoder
+            joined = join_pack(args, encoder.encoding, encoder.encoding_errors)
+            if joined is not None:
+                return joined
             if python_packer is not None:
                 return cast(list[bytes], python_packer(self, *args))
             return cast(list[bytes], super().pack_command(*args))

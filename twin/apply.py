@@ -45,6 +45,8 @@ __all__ = [
     "check_stale",
 ]
 
+_EXACT = 2**53  # floats inside this are exact integers when whole
+
 NEWS2_RULE = "news2"
 QSOFA_RULE = "qsofa"
 STALE_RULE = "data.stale"
@@ -189,7 +191,12 @@ def apply_vitals(
 
 def _vitals_alerts(state: TwinState, cfg: TwinConfig, a: Assessment, now: float) -> list[Alert]:
     n = a.news2
-    state.news2_history.append((a.at, n.total))
+    at = a.at
+    # Whole seconds kept as ints, as the codec stores them: the history is then
+    # encoded as it is (twin.codec), not converted pair by pair at every commit.
+    if type(at) is float and -_EXACT < at < _EXACT and at.is_integer():
+        at = int(at)
+    state.news2_history.append((at, n.total))
     state.news2_max = n.total if state.news2_max is None else max(state.news2_max, n.total)
     del state.news2_history[: -cfg.history_len]
 

@@ -128,21 +128,6 @@ def _latest(latest: dict[str, Observation], newest: float) -> dict[int | str, tu
     return out
 
 
-def _times(pairs: list[tuple[float, Any]]) -> list[tuple[Any, Any]]:
-    """``(_n(t), x)`` of each pair, with _n inlined for the usual float ``t``."""
-    out: list[tuple[Any, Any]] = []
-    low, high = _BELOW_EXACT, _EXACT
-    for t, x in pairs:
-        if type(t) is float:
-            if low < t < high and t.is_integer():
-                out.append((int(t), x))
-                continue
-            out.append((t, x))
-        else:
-            out.append((_n(t), x))
-    return out
-
-
 def _observations(encoded: dict[int | str, list[Any]], newest: float) -> dict[str, Observation]:
     """Inverse of :func:`_latest`."""
     out: dict[str, Observation] = {}
@@ -179,7 +164,8 @@ def encode_twin(state: TwinState) -> bytes:
         if p is None
         else [p.age, p.sex, p.ward, p.region, p.spo2_scale, p.conditions, _n(p.updated_at)],
         "lh": {k: [(_n(t), _n(v)) for t, v in h] for k, h in state.lab_history.items()},
-        "h": _times(state.news2_history),
+        # Whole times are ints already (twin.apply appends them so).
+        "h": state.news2_history,
         "hm": state.news2_max,
         "r": b"".join(state.recent_ids),
         # The comprehensions are skipped when empty (most twins have no open alerts).

@@ -9,7 +9,7 @@ from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocket
 from redis.exceptions import DataError
 from redis.utils import HIREDIS_AVAILABLE
 
-from stream.redis_store import HIREDIS_PACK_MOST_ARGS, RedisTwinStore, c_packing
+from stream.redis_store import HIREDIS_PACK_MOST_ARGS, RedisTwinStore, c_packing, join_pack
 
 pytestmark = pytest.mark.skipif(not HIREDIS_AVAILABLE, reason="hiredis is not installed")
 
@@ -30,10 +30,7 @@ def test_the_c_packer_writes_what_redis_py_writes(twins: int) -> None:
     plain, fast = Connection(), c_packing(Connection)()
     packed = fast.pack_command(*args)
     assert b"".join(packed) == b"".join(plain.pack_command(*args))
-    if len(args) <= HIREDIS_PACK_MOST_ARGS:
-        assert len(packed) == 1  # one buffer: hiredis
-    else:
-        assert len(packed) > 1  # redis-py's chunks, for large commands
+    assert len(packed) == 1  # one buffer: hiredis, or join_pack for large commands
     # Pipelines pack through pack_command too.
     commands = [(*args,), ("GET", "k"), ("ZRANGEBYSCORE", "z", "-inf", 1.5, "LIMIT", 0, 10)]
     assert b"".join(fast.pack_commands(commands)) == b"".join(plain.pack_commands(commands))
@@ -59,3 +56,19 @@ def test_the_store_connects_with_the_c_packer() -> None:
     assert store.redis.connection_pool.connection_class is c_packing(Connection)
     tls = RedisTwinStore("rediss://127.0.0.1:1/0", partitions=2)
     assert issubclass(tls.redis.connection_pool.connection_class, SSLConnection)
+
+
+def test_large_commands_with_other_argument_types_go_to_redis_pys_packer() -> None:
+    # join_pack knows bytes, str, int and float; a memoryview (which redis-py
+    # accepts) sends the command to redis-py's own packer, in its chunks.
+    args = [*_commit_args(HIREDIS_PACK_MOST_ARGS), memoryview(b"blob")]
+    assert join_pack(args, "utf-8", "strict") is None
+    packed = c_packing(Connection)().pack_command(*args)
+    assert len(packed) > 1
+    assert b"".join(packed) == b"".join(Connection().pack_command(*args))
+    # A command name with a space is split by redis-py: not join_pack's to pack.
+    big = ["CONFIG SET", *(["x"] * HIREDIS_PACK_MOST_ARGS)]
+    assert join_pack(big, "utf-8", "strict") is None
+    assert b"".join(c_packing(Connection)().pack_command(*big)) == b"".join(
+        Connection().pack_command(*big)
+    )
