@@ -291,20 +291,22 @@ class TwinConsumer(faust_aiokafka.Consumer):
         acked = self._acked[tp]
         gaps = self._gap[tp]
         if not acked or not gaps:
-            return cast(int | None, super()._new_offset(tp))
+            return super()._new_offset(tp)
         newest = max(acked)
         found = sorted(gaps.overlap(0, newest), key=lambda iv: iv.begin)
         if not found:
-            return cast(int | None, super()._new_offset(tp))
-        spans = sorted([(o, o + 1) for o in acked] + [(iv.begin, iv.end) for iv in found])
+            return super()._new_offset(tp)
+        spans: list[tuple[int, int]] = sorted(
+            [(o, o + 1) for o in acked] + [(iv.begin, iv.end) for iv in found]
+        )
         start, end = spans[0]
         for begin, stop in spans[1:]:
             if begin != end:  # a hole or an overlap
-                return cast(int | None, super()._new_offset(tp))
+                return super()._new_offset(tp)
             end = stop
         committed = self._committed_offset[tp]
         if committed and start - committed > 1:
-            return cast(int | None, super()._new_offset(tp))
+            return super()._new_offset(tp)
         # As Faust leaves it: gaps chopped up to the last one's last offset or past
         # the newest acked one, and the run gone from the acked offsets.
         gaps.chop(0, max(found[-1].end - 1, newest + 1))

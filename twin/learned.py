@@ -21,6 +21,7 @@ from twin.config import TwinConfig
 from twin.learning.baseline import BaselineParams
 from twin.learning.codec import VitalSignals
 from twin.learning.drift import SustainedChange
+from twin.learning.forecast import overlay_forecasts
 from twin.learning.vitals import VITAL_NAMES
 from twin.scores import News2Result, news2
 from twin.state import TwinState
@@ -30,9 +31,6 @@ __all__ = ["PREDICTED_RULE", "learned_alerts"]
 PREDICTED_RULE = "news2.predicted"
 _BAND_RANK = {"low": 0, "low-medium": 1, "medium": 2, "high": 3}
 _HORIZONS_S = (1800, 3600)
-_NEWS2_VITALS = frozenset(
-    ("heart_rate", "respiratory_rate", "spo2", "systolic_bp", "temperature_c")
-)
 _BASELINE_RULES = {v: f"baseline.{v}" for v in VITAL_NAMES}
 _CHANGE_RULES = {v: f"change.{v}" for v in VITAL_NAMES}
 
@@ -162,9 +160,9 @@ def _projected_rise(
     number = state.number
     oxygen = state.value("on_oxygen", fresh_since=since)
     level = state.value("consciousness", fresh_since=since)
-    # news2's arguments with no forecast: projected_news2_inputs' carried values,
-    # in its order (that of the details' projected_values), built once for both
-    # horizons without its calls, which cost more than scoring them.
+    # news2's arguments now, as projected_news2_inputs carries them (in its order,
+    # that of the details' projected_values), built once for both horizons from
+    # the twin's fresh values.
     carried: dict[str, Any] = {
         "respiratory_rate": number("respiratory_rate", fresh_since=since),
         "spo2": number("spo2", fresh_since=since),
@@ -176,21 +174,13 @@ def _projected_rise(
         "spo2_scale": state.profile.spo2_scale if state.profile else 1,
     }
     for horizon in _HORIZONS_S:
-        scored = carried.copy()
-        for vital, forecast in forecasts.items():
-            value = forecast.get(horizon)
-            if value is not None and vital in _NEWS2_VITALS:
-                scored[vital] = _at_chart_precision(vital, value)
-        projected = news2(**scored)
+        projected = news2(**overlay_forecasts(carried, forecasts, horizon, _at_chart_precision))
         if (
             projected.band in ("medium", "high")
             and _BAND_RANK[projected.band] > _BAND_RANK[current.band]
         ):
-            inputs = carried | {  # the forecasts themselves, for the details
-                vital: forecast[horizon]
-                for vital, forecast in forecasts.items()
-                if horizon in forecast and vital in _NEWS2_VITALS
-            }
+            # The forecasts themselves, for the details.
+            inputs = overlay_forecasts(carried, forecasts, horizon)
             return {
                 "lead_time_minutes": horizon // 60,
                 "projected_news2": projected.total,

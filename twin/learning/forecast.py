@@ -27,17 +27,19 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Self, TypedDict
+from typing import Any, Self, TypedDict, cast
 
 from twin.learning.errors import LearnedStateError
 
 __all__ = [
     "DEFAULT_HORIZONS_S",
+    "NEWS2_FORECAST_VITALS",
     "ForecastParams",
     "News2Inputs",
     "VitalForecaster",
+    "overlay_forecasts",
     "projected_news2_inputs",
 ]
 
@@ -326,6 +328,33 @@ class News2Inputs(TypedDict):
     spo2_scale: int
 
 
+NEWS2_FORECAST_VITALS = frozenset(
+    ("heart_rate", "respiratory_rate", "spo2", "systolic_bp", "temperature_c")
+)
+"""The vitals NEWS2 scores that a :class:`VitalForecaster` may forecast."""
+
+
+def overlay_forecasts(
+    carried: Mapping[str, Any],
+    forecasts: Mapping[str, Mapping[int, float]],
+    horizon_s: int,
+    precision: Callable[[str, float], float] | None = None,
+) -> dict[str, Any]:
+    """``carried`` (NEWS2's inputs now) with each NEWS2 vital that has a forecast at
+    ``horizon_s`` replaced by it, passed through ``precision`` when given (the
+    worker rounds forecasts as the chart bands them before scoring).
+
+    >>> overlay_forecasts({"spo2": 95.0, "heart_rate": 96.0}, {"heart_rate": {3600: 118.4}}, 3600)
+    {'spo2': 95.0, 'heart_rate': 118.4}
+    """
+    out = dict(carried)
+    for vital, forecast in forecasts.items():
+        value = forecast.get(horizon_s)
+        if value is not None and vital in NEWS2_FORECAST_VITALS:
+            out[vital] = value if precision is None else precision(vital, value)
+    return out
+
+
 def projected_news2_inputs(
     forecasts: Mapping[str, Mapping[int, float]],
     horizon_s: int,
@@ -360,20 +389,14 @@ def projected_news2_inputs(
     (6, 'medium', True)
     """
     carried = latest if latest is not None else {}
-
-    def projected(name: str) -> float | None:
-        forecast = forecasts.get(name)
-        if forecast is not None and horizon_s in forecast:
-            return forecast[horizon_s]
-        return carried.get(name)
-
-    return News2Inputs(
-        respiratory_rate=projected("respiratory_rate"),
-        spo2=projected("spo2"),
-        on_oxygen=on_oxygen,
-        systolic_bp=projected("systolic_bp"),
-        heart_rate=projected("heart_rate"),
-        consciousness=consciousness,
-        temperature_c=projected("temperature_c"),
-        spo2_scale=spo2_scale,
-    )
+    now: News2Inputs = {
+        "respiratory_rate": carried.get("respiratory_rate"),
+        "spo2": carried.get("spo2"),
+        "on_oxygen": on_oxygen,
+        "systolic_bp": carried.get("systolic_bp"),
+        "heart_rate": carried.get("heart_rate"),
+        "consciousness": consciousness,
+        "temperature_c": carried.get("temperature_c"),
+        "spo2_scale": spo2_scale,
+    }
+    return cast(News2Inputs, overlay_forecasts(now, forecasts, horizon_s))
