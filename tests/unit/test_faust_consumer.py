@@ -261,84 +261,112 @@ async def test_without_batch_topics_every_record_is_its_own_message(
     assert got == [(vitals0, 0, b"v0"), (vitals0, 1, b"v1"), (vitals0, 2, b"v2")]
 
 
-async def test_gap_bookkeeping_covers_the_offsets_faust_would(consumer: TwinConsumer) -> None:
-    import random
-
-    from faust.types import TP
-    from intervaltree import IntervalTree
-
-    def offsets(tree: IntervalTree) -> set[int]:
-        return {o for iv in tree for o in range(iv.begin, iv.end)}
-
-    rng = random.Random(7)
-    for case in range(200):
-        tp = TP("vitals", case)
-        ours, theirs = IntervalTree(), IntervalTree()
-        consumer._committed_offset[tp] = rng.choice([None, 0, 5, 40])
-        position = rng.randrange(0, 30)
-        for _ in range(rng.randrange(1, 12)):
-            # Mostly consecutive batches (the fast path), sometimes a seek back or a jump.
-            step = rng.choice([rng.randrange(1, 20), rng.randrange(1, 20), -rng.randrange(0, 30)])
-            start, end = position + 1, position + max(step, 0) + rng.randrange(0, 5)
-            consumer._gap[tp] = ours
-            await consumer._add_gap(tp, start, end)
-            consumer._gap[tp] = theirs
-            await faust_aiokafka_consumer()._add_gap(consumer, tp, start, end)
-            position = max(end, 0)
-        assert offsets(ours) == offsets(theirs), case
-        assert len(ours) <= len(theirs)
-
-
 def faust_aiokafka_consumer() -> type:
     from faust.transport.drivers import aiokafka as faust_aiokafka
 
     return faust_aiokafka.Consumer
 
 
-async def test_the_next_offset_to_commit_is_faust_s(consumer: TwinConsumer) -> None:
-    """Same result and same bookkeeping left behind as Faust's ``_new_offset``,
-    whether the acked batches and their gaps make one run (the fast path) or not."""
+class _CommitSim:
+    """One partition's batch messages, acks and commits, kept by TwinConsumer's
+    bookkeeping and by Faust's (interval tree, offset lists) side by side."""
+
+    def __init__(self, consumer: TwinConsumer, case: int, start: int | None, first: int) -> None:
+        from faust.types import TP
+        from intervaltree import IntervalTree
+
+        self.consumer, self.case, self.tp = consumer, case, TP("vitals", case)
+        self.states = {
+            "ours": (consumer._gap.default_factory(), [], set()),
+            "faust": (IntervalTree(), [], set()),
+        }
+        self.committed = {"ours": start or None, "faust": start or None}  # as perform_seek
+        self.read: int | None = start or None  # perform_seek's read offset: the committed one
+        self.first_record = self.offset = first
+        self.delivered: dict[int, int] = {}  # message offset -> its first record
+        self.unacked: list[int] = []
+        self.acked_records: set[int] = set(range(first))
+        self.checked = 0
+
+    async def _step(self, name: str, call: str, *args: int) -> None:
+        consumer, tp = self.consumer, self.tp
+        gap, acked, index = self.states[name]
+        consumer._gap[tp], consumer._acked[tp], consumer._acked_index[tp] = gap, acked, index
+        consumer._committed_offset[tp] = self.committed[name]
+        impl = TwinConsumer if name == "ours" else faust_aiokafka_consumer()
+        if call == "gap":
+            await impl._add_gap(consumer, tp, *args)
+            return
+        result = impl._new_offset(consumer, tp)
+        if result is not None and consumer._should_commit(tp, result):
+            self.committed[name] = result
+
+    async def deliver(self, step: int) -> None:
+        """A batch message: records up to ``offset``, as Faust's getmany loop hands it out."""
+        self.offset += step
+        first = max(self.delivered) + 1 if self.delivered else self.first_record
+        self.delivered[self.offset] = first
+        self.states["ours"][0].pending[self.offset] = first  # as TwinConsumer.getmany does
+        read = self.read
+        if self.offset - (read or 0) > 1 and read:  # Faust's condition (its getmany loop)
+            for name in self.states:
+                await self._step(name, "gap", read + 1, self.offset)
+        self.unacked.append(self.offset)
+        self.read = self.offset
+
+    def ack(self, o: int) -> None:
+        self.unacked.remove(o)
+        self.acked_records.update(range(self.delivered[o], o + 1))
+        for _gap, acked, index in self.states.values():
+            if o not in index:  # as Faust's ack()
+                index.add(o)
+                acked.append(o)
+
+    async def commit(self, in_order: bool) -> None:
+        before = self.committed["ours"] or 0
+        await self._step("ours", "commit")
+        await self._step("faust", "commit")
+        ours = self.committed["ours"] or 0
+        assert ours >= before, self.case
+        assert all(o in self.acked_records for o in range(ours)), self.case  # none unacked
+        if in_order:
+            records = range(self.first_record, self.offset + 2)
+            truth = min(o for o in records if o not in self.acked_records)
+            assert ours == (truth if truth > self.first_record else before), self.case
+            assert ours >= (self.committed["faust"] or 0), self.case
+        self.checked += 1
+
+
+@pytest.mark.parametrize("in_order", [True, False])
+async def test_commits_reach_what_is_acked_without_faust_s_offset_lists(
+    consumer: TwinConsumer, in_order: bool
+) -> None:
+    """Batch messages delivered as Faust's getmany loop delivers them (after a seek
+    to the committed offset; each message standing for the records since the
+    previous one), acked, committed now and then. Acked in order (as the agent
+    acks), each commit reaches the first record not acked yet, and never lags
+    Faust's own bookkeeping. In any order, nothing is committed past a record
+    whose message is not acked (Faust would: it counts a gap done once any later
+    offset is acked), commits never go back, and once all are acked everything is."""
     import random
 
-    from faust.types import TP
-    from intervaltree import IntervalTree
-
-    faust_new_offset = faust_aiokafka_consumer()._new_offset
-    rng = random.Random(11)
-    fast = 0
-    for case in range(400):
-        tp = TP("vitals", case)
-        committed = rng.choice([None, 0, 3, 9])
-        # Batches: a gap before each batch message's offset, then the offset acked.
-        acked: list[int] = []
-        gaps = IntervalTree()
-        position = (committed or 0) + rng.choice([1, 1, 1, 2, 4])
-        for _ in range(rng.randrange(1, 8)):
-            size = rng.randrange(1, 6)
-            last = position + size - 1
-            if size > 1:
-                gaps.addi(position, last)
-            if rng.random() < 0.85:  # sometimes a batch is not acked yet: a hole
-                acked.append(last)
-            position = last + 1 + rng.choice([0, 0, 0, 0, 1])  # sometimes a skipped offset
-        if rng.random() < 0.1 and acked:
-            acked.append(rng.choice(acked))  # acked twice
-        rng.shuffle(acked)
-        states = []
-        for new_offset in (TwinConsumer._new_offset, faust_new_offset):
-            consumer._committed_offset[tp] = committed
-            consumer._acked[tp] = list(acked)
-            consumer._acked_index[tp] = set(acked)
-            consumer._gap[tp] = IntervalTree(gaps)
-            result = new_offset(consumer, tp)
-            states.append(
-                (
-                    result,
-                    sorted(consumer._acked[tp]),
-                    consumer._acked_index[tp],
-                    sorted((iv.begin, iv.end) for iv in consumer._gap[tp]),
-                )
-            )
-        assert states[0] == states[1], case
-        fast += states[0][0] is not None and not states[0][1]
-    assert fast > 100  # the one-run case was exercised, not only Faust's fallback
+    rng = random.Random(5)
+    checked = 0
+    for case in range(300):
+        start = rng.choice([None, 0, 2, 7])  # committed offset: the next to read
+        sim = _CommitSim(consumer, case, start, start if start else rng.choice([0, 3]))
+        for _ in range(rng.randrange(3, 30)):
+            move = rng.random()
+            if move < 0.5:
+                await sim.deliver(rng.randrange(0 if not sim.delivered else 1, 6))
+            elif move < 0.8 and sim.unacked:  # one is acked: the oldest, or any
+                sim.ack(sim.unacked[0 if in_order else rng.randrange(len(sim.unacked))])
+            else:
+                await sim.commit(in_order)
+        for o in list(sim.unacked):
+            sim.ack(o)
+        await sim.commit(in_order)
+        if sim.delivered:  # all acked: all committed
+            assert sim.committed["ours"] == max(sim.delivered) + 1, case
+        checked += sim.checked
+    assert checked > 1000
