@@ -47,11 +47,15 @@ and an ack: about 45 us per record in a twinstream worker (44 of its 197 us,
 per partition anyway. For the topics named ``batch_topics`` the consumer
 hands Faust one message per topic partition and fetch, at most ``batch_max``
 records, whose value is a :class:`RecordBatch` of :class:`~stream.ports.Envelope`.
-Its offset is the last record's: Faust's gap tracking (the one it keeps for
-compacted topics and transaction markers) counts the offsets before it as
-seen, so acking the message commits the whole batch, no earlier. Flow
-control, rebalances, generation checks and the commit path stay Faust's.
-Other topics are delivered one message per record, as Faust does.
+Its offset is the last record's, and the consumer notes the batch's first
+offset against it as it hands it out: acking the message makes the whole
+batch done, no earlier. Flow control, rebalances, generation checks and the
+commit path stay Faust's. Other topics are delivered one message per record,
+as Faust does.
+
+**Commit bookkeeping.** What may be committed is kept as intervals
+(:class:`_Gaps`), not Faust's interval tree and one int per offset: see
+:meth:`TwinConsumer._new_offset`.
 """
 
 from __future__ import annotations
