@@ -168,7 +168,7 @@ def c_packing(base: type[AbstractConnection]) -> type[AbstractConnection]:
     about 5 % of a live worker's main thread (py-spy). Past a few hundred KB (a
     backlog's commit of hundreds of twins) hiredis became slower than Python's
     chunked packing (900 arguments, 450 KB: 1,042 against 540 us), so large
-    commands keep it. Without hiredis, ``base`` itself.
+    commands are not given to it. Without hiredis, ``base`` itself.
 
     redis-py 8.2 packs its asyncio commands with hiredis too, large ones included.
     Large commands here go to :func:`join_pack`, which writes the same bytes

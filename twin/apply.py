@@ -26,6 +26,7 @@ from schemas.vitals import VITAL_FIELDS, VitalsEvent
 from schemas.wearables import WEARABLE_FIELDS, WearableEvent, WearableReading
 from twin.alerting import acknowledge, due_reminders, update_alert
 from twin.assess import Assessment, assess
+from twin.codec import whole_as_int
 from twin.config import TwinConfig
 from twin.learned import learned_alerts
 from twin.state import Observation, Profile, SourceGrade, TwinState, Value
@@ -44,8 +45,6 @@ __all__ = [
     "apply_wearable",
     "check_stale",
 ]
-
-_EXACT = 2**53  # floats inside this are exact integers when whole
 
 NEWS2_RULE = "news2"
 QSOFA_RULE = "qsofa"
@@ -191,12 +190,9 @@ def apply_vitals(
 
 def _vitals_alerts(state: TwinState, cfg: TwinConfig, a: Assessment, now: float) -> list[Alert]:
     n = a.news2
-    at = a.at
     # Whole seconds kept as ints, as the codec stores them: the history is then
     # encoded as it is (twin.codec), not converted pair by pair at every commit.
-    if type(at) is float and -_EXACT < at < _EXACT and at.is_integer():
-        at = int(at)
-    state.news2_history.append((at, n.total))
+    state.news2_history.append((whole_as_int(a.at), n.total))
     state.news2_max = n.total if state.news2_max is None else max(state.news2_max, n.total)
     del state.news2_history[: -cfg.history_len]
 

@@ -23,7 +23,7 @@ import functools
 import struct
 import zlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
 import msgpack
 import zstandard
@@ -31,7 +31,7 @@ import zstandard
 from twin.state import AlertEpisode, Observation, Profile, SourceGrade, TwinState
 from twin.windows import VitalWindow
 
-__all__ = ["CODEC_VERSION", "CodecError", "decode_twin", "encode_twin"]
+__all__ = ["CODEC_VERSION", "CodecError", "decode_twin", "encode_twin", "whole_as_int"]
 
 CODEC_VERSION = 6
 _GRADES: tuple[SourceGrade, ...] = ("bedside", "wearable", "lab")
@@ -84,10 +84,15 @@ class CodecError(ValueError):
     """
 
 
-def _n(x: float | None) -> float | int | None:
-    """Whole numbers as ints: smaller on the wire, equal in value.
+@overload
+def whole_as_int(x: float) -> float: ...
+@overload
+def whole_as_int(x: None) -> None: ...
+def whole_as_int(x: float | None) -> float | None:
+    """Whole numbers as ints: smaller on the wire, equal in value (the codec stores
+    every time and number so; ``twin.apply`` keeps the NEWS2 history so).
 
-    >>> [_n(3.0), _n(2.5), _n(None), _n(7), _n(1e300)]
+    >>> [whole_as_int(x) for x in (3.0, 2.5, None, 7, 1e300)]
     [3, 2.5, None, 7, 1e+300]
     """
     # The range test also lets NaN and infinities through unchanged (int() of them raises).
@@ -100,7 +105,7 @@ def _n(x: float | None) -> float | int | None:
 
 
 def _latest(latest: dict[str, Observation], newest: float) -> dict[int | str, tuple[Any, ...]]:
-    # The twin's largest part, so _n is inlined for its floats. Tuples pack as
+    # The twin's largest part, so whole_as_int is inlined for its floats. Tuples pack as
     # MessagePack arrays, like lists, and cost less to build.
     out: dict[int | str, tuple[Any, ...]] = {}
     code = _CODE.get
@@ -115,7 +120,7 @@ def _latest(latest: dict[str, Observation], newest: float) -> dict[int | str, tu
             if low < v < high and v.is_integer():
                 v = int(v)
         elif not isinstance(v, _AS_IS):
-            v = _n(v)
+            v = whole_as_int(v)
         if o.at is not at:
             at = o.at
             ago = newest - o.at
@@ -123,7 +128,7 @@ def _latest(latest: dict[str, Observation], newest: float) -> dict[int | str, tu
                 if low < ago < high and ago.is_integer():
                     ago = int(ago)
             else:
-                ago = _n(ago)
+                ago = whole_as_int(ago)
         out[code(k, k)] = (v, ago, grades[o.grade])
     return out
 
@@ -134,8 +139,8 @@ def _observations(encoded: dict[int | str, list[Any]], newest: float) -> dict[st
     names, grades = _NAMES, _GRADES
     for k, v in encoded.items():
         at: Any = newest - v[1]
-        if type(at) is not int:  # _n inlined: times are mostly whole seconds, ints here
-            at = _n(at)
+        if type(at) is not int:  # whole_as_int inlined: times are mostly whole seconds, ints here
+            at = whole_as_int(at)
         out[names[k] if isinstance(k, int) else k] = Observation(v[0], at, grades[v[2]])
     return out
 
@@ -155,15 +160,26 @@ def encode_twin(state: TwinState) -> bytes:
         "v": CODEC_VERSION,
         "id": state.patient_id,
         "n": state.events_applied,
-        "lv": _n(state.last_vitals_at),
-        "ne": _n(state.newest_event_at),
+        "lv": whole_as_int(state.last_vitals_at),
+        "ne": whole_as_int(state.newest_event_at),
         # Times of latest values relative to the newest event: small integers.
         "l": _latest(state.latest, newest),
         "w": {_CODE.get(k, k): w.to_ints() for k, w in state.windows.items()},
         "p": None
         if p is None
-        else [p.age, p.sex, p.ward, p.region, p.spo2_scale, p.conditions, _n(p.updated_at)],
-        "lh": {k: [(_n(t), _n(v)) for t, v in h] for k, h in state.lab_history.items()},
+        else [
+            p.age,
+            p.sex,
+            p.ward,
+            p.region,
+            p.spo2_scale,
+            p.conditions,
+            whole_as_int(p.updated_at),
+        ],
+        "lh": {
+            k: [(whole_as_int(t), whole_as_int(v)) for t, v in h]
+            for k, h in state.lab_history.items()
+        },
         # Whole times are ints already (twin.apply appends them so).
         "h": state.news2_history,
         "hm": state.news2_max,
@@ -174,22 +190,27 @@ def encode_twin(state: TwinState) -> bytes:
                 e.episode,
                 e.kind,
                 e.severity,
-                _n(e.opened_at),
-                _n(e.last_firing_at),
-                _n(e.clear_since),
-                _n(e.acked_until),
-                _n(e.last_notified_at),
+                whole_as_int(e.opened_at),
+                whole_as_int(e.last_firing_at),
+                whole_as_int(e.clear_since),
+                whole_as_int(e.acked_until),
+                whole_as_int(e.last_notified_at),
             ]
             for k, e in state.open_alerts.items()
         }
         if state.open_alerts
         else {},
         "e": {_k(k): v for k, v in state.episodes.items()} if state.episodes else {},
-        "c": {_k(k): _n(v) for k, v in state.cooldown_until.items()}
+        "c": {_k(k): whole_as_int(v) for k, v in state.cooldown_until.items()}
         if state.cooldown_until
         else {},
         "m": state.learned,
-        "k": [_n(state.risk), _n(state.risk_at), _n(state.anomaly), _n(state.first_event_at)],
+        "k": [
+            whole_as_int(state.risk),
+            whole_as_int(state.risk_at),
+            whole_as_int(state.anomaly),
+            whole_as_int(state.first_event_at),
+        ],
         "o": state.outcomes,
     }
     packed: bytes = _pack(doc)
