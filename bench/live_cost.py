@@ -17,6 +17,13 @@ size, best of ``--repeats``; and, with ``--split``, the share of the time
 spent encoding twins (``twin.codec.encode_twin``, timed around each call).
 Writes ``bench/results/live_cost.json``.
 
+``--encode-every K`` encodes a twin at only every K-th change and commits its
+last encoding in between: an upper bound of what write-behind commits (a
+twin written to the store at most every K of its events) could save here. It
+leaves out what write-behind would add (tracking dirty twins and the offsets
+they are stored at, replaying the unflushed span after a failure). In this
+feed a patient's twin changes twice a second, so K = 4 is a flush every 2 s.
+
 A worker's main thread spends more than this per event (Kafka, Redis, the
 event loop): compare with ``latency_run.worker_cpu_us_per_event`` of
 ``bench.run``.
@@ -28,17 +35,19 @@ import argparse
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import stream.updater as updater_module
 from bench.latency import event_json, spo2_level
 from stream import gcpolicy
 from stream.ports import Envelope
 from stream.settings import Settings
 from stream.store import MemoryTwinStore
 from stream.updater import TwinUpdater
+from twin.codec import encode_twin as plain
 
 PATIENTS = 1000
 PARTITIONS = 8
@@ -73,7 +82,23 @@ def batches(rounds: int, size: int, start: float) -> Iterator[list[Envelope]]:
                 batch = []
 
 
-async def _run(rounds: int, size: int, split: bool) -> dict[str, float]:
+def _every(k: int, encode: Callable[[Any], bytes]) -> Callable[[Any], bytes]:
+    """``encode``, run for a twin's first and then every ``k``-th change only; the
+    changes in between return its last encoding (see ``--encode-every``)."""
+    changes: dict[str, int] = {}
+    last: dict[str, bytes] = {}
+
+    def sometimes(state: Any) -> bytes:
+        pid = state.patient_id
+        n = changes[pid] = changes.get(pid, -1) + 1
+        if n % k == 0:
+            last[pid] = encode(state)
+        return last[pid]
+
+    return sometimes
+
+
+async def _run(rounds: int, size: int, split: bool, every: int = 1) -> dict[str, float]:
     settings = Settings(alert_hold_minutes=0, alert_cooldown_minutes=0, partitions=PARTITIONS)
     sink = _CountingSink()
     updater = TwinUpdater(settings, MemoryTwinStore(PARTITIONS), sink)
@@ -83,26 +108,23 @@ async def _run(rounds: int, size: int, split: bool) -> dict[str, float]:
         with gcpolicy.paused():
             await updater.process(batch)
     encoding = [0.0]
-    if split:
-        import stream.updater as updater_module
-        from twin.codec import encode_twin as plain
 
-        def timed(state: Any) -> bytes:
-            began = time.process_time()
-            try:
-                return plain(state)
-            finally:
-                encoding[0] += time.process_time() - began
+    def timed(state: Any) -> bytes:
+        began = time.process_time()
+        try:
+            return plain(state)
+        finally:
+            encoding[0] += time.process_time() - began
 
-        updater_module.__dict__["encode_twin"] = timed
+    encode = timed if split else plain
+    updater_module.__dict__["encode_twin"] = encode if every == 1 else _every(every, encode)
     began = time.process_time()
     try:
         for batch in todo[warm:]:
             with gcpolicy.paused():
                 await updater.process(batch)
     finally:
-        if split:
-            updater_module.__dict__["encode_twin"] = plain
+        updater_module.__dict__["encode_twin"] = plain
     spent = time.process_time() - began
     events = sum(len(b) for b in todo[warm:])
     return {
@@ -119,10 +141,27 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--split", action="store_true", help="time twin encoding apart")
+    parser.add_argument(
+        "--encode-every",
+        type=int,
+        default=1,
+        metavar="K",
+        help="encode a twin at every K-th change only (write-behind's most)",
+    )
     args = parser.parse_args()
-    results: dict[str, Any] = {"rounds": args.rounds, "patients": PATIENTS, "by_batch": {}}
+    if args.encode_every < 1:
+        parser.error("--encode-every must be 1 or more")
+    results: dict[str, Any] = {
+        "rounds": args.rounds,
+        "patients": PATIENTS,
+        "encode_every": args.encode_every,
+        "by_batch": {},
+    }
     for size in args.batch:
-        runs = [asyncio.run(_run(args.rounds, size, args.split)) for _ in range(args.repeats)]
+        runs = [
+            asyncio.run(_run(args.rounds, size, args.split, args.encode_every))
+            for _ in range(args.repeats)
+        ]
         best = min(runs, key=lambda r: r["us_per_event"])
         results["by_batch"][str(size)] = best
         share = "" if not args.split else f", encoding twins {100 * best['encode_share']:.0f} %"
@@ -133,7 +172,9 @@ def main() -> None:
             flush=True,
         )
     OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2))
+    every = args.encode_every
+    out = OUT if every == 1 else OUT.with_name(f"live_cost_every{every}.json")
+    out.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
