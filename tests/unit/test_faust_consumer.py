@@ -158,7 +158,7 @@ async def test_the_fetch_wait_follows_the_backlog(monkeypatch: pytest.MonkeyPatc
     app = faust.App("adaptive-test", broker="kafka://127.0.0.1:1", web_enabled=False)
     install(app, fetch_max_wait_ms=10, busy_fetch_max_wait_ms=500, fetch_min_bytes=4096)
     thread = app.consumer._thread
-    sizes = iter([BUSY_RECORDS, 3, BUSY_RECORDS + 1, 0])
+    sizes = iter([BUSY_RECORDS, 3, BUSY_RECORDS + 1, 0, 1])
 
     async def fetched(*_: Any, **__: Any) -> dict[str, list[int]]:
         # Stands in for aiokafka's records (only the sizes are read).
@@ -174,12 +174,12 @@ async def test_the_fetch_wait_follows_the_backlog(monkeypatch: pytest.MonkeyPatc
         _fetcher = Fetcher()
 
     waits = []
-    for _ in range(4):
+    for _ in range(5):
         await thread._fetch_records(Consumer(), set())
         waits.append((Consumer._fetcher._fetch_max_wait_ms, Consumer._fetcher._fetch_min_bytes))
-    # Live: hold a fetch until 4 KiB or 10 ms; backlog: never hold for data (the
-    # 500 ms only bounds a fetch of partitions that have none).
-    assert waits == [(500, 1), (10, 4096), (500, 1), (10, 4096)]
+    # Live: hold a fetch until 4 KiB or 10 ms; backlog and idle: never hold for data
+    # (the 500 ms only bounds a fetch of partitions that have none).
+    assert waits == [(500, 1), (10, 4096), (500, 1), (500, 1), (10, 4096)]
 
 
 def _record(topic: str, partition: int, offset: int) -> Any:
