@@ -98,7 +98,7 @@ class Settings(BaseSettings):
         description="Bytes the broker may wait for (up to the fetch wait) before answering.",
     )
     fetch_max_wait_busy_ms: int = Field(
-        500, ge=0, le=1500, description="The same while working through a backlog."
+        500, ge=0, le=1500, description="The same while working through a backlog or idle."
     )
     lateness_minutes: float = Field(
         60.0, ge=0, description="Events older than this (event time) raise no current alert."
