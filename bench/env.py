@@ -31,6 +31,7 @@ __all__ = [
     "log_events",
     "read_rss_mb",
     "wait_for_file",
+    "waiting_for_a_core_seconds",
     "worker_metrics",
 ]
 
@@ -283,6 +284,25 @@ def cpu_seconds(pid: int | None) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return 0.0
+
+
+def waiting_for_a_core_seconds(pid: int | None) -> float:
+    """Seconds the threads of ``pid`` have spent ready to run but waiting for a CPU.
+
+    The second field of each thread's ``/proc/<pid>/task/<tid>/schedstat`` (ns
+    on a run queue; the kernel's ``run_delay``), summed over the threads alive
+    now: on a machine whose cores are all busy, the time a process lost to the
+    others, which its CPU time does not show. 0 if ``pid`` is gone, or if the
+    kernel keeps no scheduler statistics.
+    """
+    if pid is None:
+        return 0.0
+    total = 0
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
 
 
 def worker_metrics(port: int) -> dict[str, float]:

@@ -20,6 +20,7 @@ from bench.env import (
     log_events,
     quix_python,
     wait_for_file,
+    waiting_for_a_core_seconds,
     worker_metrics,
 )
 from bench.inputs import main_mix, one_vitals_each, send, wearables
@@ -398,6 +399,9 @@ def latency(
     # What else the 2-core machine ran meanwhile (the load generators report their own).
     service_pids = {name: services.pid_of(name) for name in ("kafka", "redis")}
     services_before = {name: cpu_seconds(pid) for name, pid in service_pids.items()}
+    # And how long each was ready to run but found both cores taken (bench.env).
+    pids = {"worker": [p.pid for p in procs]} | {n: [pid] for n, pid in service_pids.items()}
+    waited_before = {n: sum(map(waiting_for_a_core_seconds, ps)) for n, ps in pids.items()}
     wall_before = time.monotonic()
     sub = children.module(
         f"{key}-sub",
@@ -443,6 +447,10 @@ def latency(
     cpu_share["worker"] = round(100 * sum(worker_cpu_each) / wall, 1)
     if workers > 1:
         cpu_share |= {f"worker{i}": round(100 * c / wall, 1) for i, c in enumerate(worker_cpu_each)}
+    waiting = {
+        n: round(100 * (sum(map(waiting_for_a_core_seconds, ps)) - waited_before[n]) / wall, 1)
+        for n, ps in pids.items()
+    }
     if produced and produced.get("seconds"):
         cpu_share["producer"] = round(100 * produced["cpu_s"] / produced["seconds"], 1)
     got = wait_for_file(sub_out, 130, sub)
@@ -488,6 +496,9 @@ def latency(
         "consumed_by_worker": consumed,
         "worker_cpu_us_per_event": round(worker_cpu / consumed * 1e6, 1) if consumed else None,
         "cpu_percent_of_a_core": cpu_share,
+        # Summed over each process's threads, so a worker's two busy threads can add
+        # up to more than 100 % of the wall time.
+        "waiting_for_a_core_percent_of_wall": waiting,
         "repeats_dropped": got["repeats"] if got else None,
         "event_to_alert_produced": _percentiles(sorted(way_in)) if way_in else None,
         "alert_produced_to_received": _percentiles(sorted(way_out)) if way_out else None,
@@ -505,7 +516,8 @@ def latency(
         f" after {warmup}s warm-up: {res[key]};"
         f" including warm-up: {run['including_warmup']};"
         f" worker CPU {run['worker_cpu_us_per_event']} us/event;"
-        f" % of a core: {run['cpu_percent_of_a_core']}",
+        f" % of a core: {run['cpu_percent_of_a_core']};"
+        f" waiting for a core, % of the time: {run['waiting_for_a_core_percent_of_wall']}",
         flush=True,
     )
 
