@@ -72,6 +72,7 @@ def create_app(settings: Settings) -> faust.App:
         fetch_min_bytes=settings.fetch_min_bytes,
         batch_topics=settings.input_topics() if settings.faust_batch_delivery else (),
         batch_max=settings.batch_max,
+        fast_fetch_decode=settings.fast_fetch_decode,
     )
     return app
 

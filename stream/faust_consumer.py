@@ -78,6 +78,7 @@ from faust.types.tuples import ConsumerMessage
 from mode.services import WaitArgT, WaitResults
 from mode.utils.times import Seconds
 
+from stream import fast_protocol
 from stream.ports import Envelope
 
 __all__ = [
@@ -433,6 +434,7 @@ def install(
     fetch_min_bytes: int = 1,
     batch_topics: Iterable[str] = (),
     batch_max: int = 500,
+    fast_fetch_decode: bool = True,
 ) -> None:
     """Make ``app`` consume through :class:`TwinTransport` (before it starts).
 
@@ -440,7 +442,11 @@ def install(
     consumer is created from it when the app first needs one. Records of
     ``batch_topics`` reach their agent as :class:`RecordBatch` values of at
     most ``batch_max`` records; only an agent that expects them may subscribe.
+    ``fast_fetch_decode``: aiokafka's fetch responses decoded by generated code
+    (:mod:`stream.fast_protocol`; process-wide, and kept once installed).
     """
+    if fast_fetch_decode:
+        fast_protocol.install()
     app.transport = TwinTransport(
         app.conf.broker_consumer,
         app,

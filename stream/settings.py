@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     faust_batch_delivery: bool = Field(
         True, description="Hand the agent one Faust message per partition and fetch."
     )
+    fast_fetch_decode: bool = Field(
+        True,
+        description="Decode fetch responses with generated code instead of aiokafka's"
+        " field-by-field decoding (stream/fast_protocol.py).",
+    )
     fetch_max_wait_ms: int = Field(
         10, ge=0, le=1500, description="Longest the broker may hold a fetch (live feed)."
     )

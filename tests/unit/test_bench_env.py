@@ -10,6 +10,8 @@ import pytest
 
 from bench.env import cpu_seconds, waiting_for_a_core_seconds
 
+pytestmark = pytest.mark.unit
+
 _SPIN = "import time\nend = time.monotonic() + {s}\nwhile time.monotonic() < end:\n    pass\n"
 
 
