@@ -27,6 +27,10 @@ RESPONSES = sorted(
     (cls for name, cls in vars(fetch).items() if name.startswith("FetchResponse_v")),
     key=lambda cls: cls.API_VERSION,
 )
+REQUESTS = sorted(
+    (cls for name, cls in vars(fetch).items() if name.startswith("FetchRequest_v")),
+    key=lambda cls: cls.API_VERSION,
+)
 
 
 def values(field: Any) -> st.SearchStrategy[Any]:
@@ -78,6 +82,46 @@ def test_a_short_response_is_a_value_error_as_in_aiokafka(cls: Any, data: st.Dat
         cls.SCHEMA.decode(BytesIO(cut))
     with pytest.raises(ValueError):
         fast_protocol.compile_decoder(cls.SCHEMA)(cut, 0)
+
+
+@pytest.mark.parametrize("cls", REQUESTS, ids=lambda c: c.__name__)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_generated_encoder_writes_what_aiokafka_writes(cls: Any, data: st.DataObject) -> None:
+    item = data.draw(values(cls.SCHEMA))
+    assert fast_protocol.compile_encoder(cls.SCHEMA)(item) == cls.SCHEMA.encode(item)
+
+
+@pytest.mark.parametrize("cls", REQUESTS, ids=lambda c: c.__name__)
+def test_a_value_the_wire_cannot_carry_is_a_value_error_as_in_aiokafka(cls: Any) -> None:
+    encode = fast_protocol.compile_encoder(cls.SCHEMA)
+    # The first field of every fetch request is the replica id, an Int32.
+    good = list(_zero(cls.SCHEMA))
+    assert encode(good) == cls.SCHEMA.encode(good)
+    for bad in ([2**31, *good[1:]], good[:-1]):  # out of range; a field missing
+        with pytest.raises(ValueError):
+            cls.SCHEMA.encode(bad)
+        with pytest.raises(ValueError):
+            encode(bad)
+
+
+def _zero(field: Any) -> Any:
+    """A value of ``field`` with every number zero and every string, bytes and array null."""
+    if type(field) is kt.Schema:
+        return tuple(_zero(f) for f in field.fields)
+    if type(field) is kt.Array or field is kt.Bytes or type(field) is kt.String:
+        return None
+    return False if field is kt.Boolean else 0
+
+
+def test_installed_encode_is_what_aiokafka_sends() -> None:
+    names = fast_protocol.install()
+    assert "FetchRequest_v11" in names
+    request = fetch.FetchRequest(
+        10, 32768, 52428800, 0, [("twin.vitals", [(0, 42, 1048576), (1, 7, 1048576)])]
+    )
+    built = request.build(fetch.FetchRequest_v11)
+    assert built.encode() == built.SCHEMA.encode([built.__dict__[n] for n in built.SCHEMA.names])
 
 
 def test_installed_decode_keeps_the_stream_position_and_the_class() -> None:
