@@ -79,7 +79,9 @@ def _length_code(field: Any) -> str | None:
     return None
 
 
-class _Gen:
+class _Code:
+    """Lines of one generated function and the constants its code names."""
+
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.consts: dict[str, Any] = {}
@@ -96,6 +98,10 @@ class _Gen:
 
     def emit(self, indent: int, line: str) -> None:
         self.lines.append("    " * indent + line)
+
+
+class _Gen(_Code):
+    """Generates the body of a decoder: reads values from ``buf`` at ``pos``."""
 
     def unpack(self, indent: int, fmt: str, targets: list[str]) -> None:
         s = struct.Struct(">" + fmt)
@@ -226,24 +232,11 @@ def compile_decoder(schema: kt.Schema) -> Decoder:
     return decode
 
 
-class _EncGen:
+class _EncGen(_Code):
     """Generates the body of an encoder: appends the parts of ``item`` to ``parts``."""
 
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.consts: dict[str, Any] = {}
-        self._n = 0
-
-    def var(self, stem: str) -> str:
-        self._n += 1
-        return f"{stem}{self._n}"
-
-    def emit(self, indent: int, line: str) -> None:
-        self.lines.append("    " * indent + line)
-
     def pack(self, indent: int, fmt: str, values: list[str]) -> None:
-        name = self.var("p")
-        self.consts[name] = struct.Struct(">" + fmt).pack
+        name = self.const(struct.Struct(">" + fmt).pack, "p")
         self.emit(indent, f"app({name}({', '.join(values)}))")
 
     def value(self, field: Any, x: str, indent: int) -> None:
@@ -349,28 +342,26 @@ def install() -> list[str]:
 
     Idempotent. A class whose schema cannot be compiled keeps aiokafka's own.
     """
+    # What each kind of class gets: a generated codec, kept as ``attr``, behind ``method``.
+    kinds: list[tuple[str, str, Callable[[kt.Schema], Any], Callable[[Any], Any], str]] = [
+        ("FetchResponse_v", "_fast_decoder", compile_decoder, _struct_decode, "decode"),
+        ("FetchRequest_v", "_fast_encoder", compile_encoder, _struct_encode, "encode"),
+    ]
     done = []
     for name in dir(fetch):
         cls: Any = getattr(fetch, name)
         # The versioned classes (not the Request builders, nor anything else).
         if type(getattr(cls, "SCHEMA", None)) is not kt.Schema:
             continue
-        if name.startswith("FetchResponse_v"):
-            if "_fast_decoder" not in cls.__dict__:
+        for prefix, attr, make, wrap, method in kinds:
+            if not name.startswith(prefix):
+                continue
+            if attr not in cls.__dict__:
                 try:
-                    decoder = compile_decoder(cls.SCHEMA)
+                    codec = make(cls.SCHEMA)
                 except UnsupportedSchema:
-                    continue
-                cls._fast_decoder = decoder
-                cls.decode = _struct_decode(decoder)
-            done.append(name)
-        elif name.startswith("FetchRequest_v"):
-            if "_fast_encoder" not in cls.__dict__:
-                try:
-                    encoder = compile_encoder(cls.SCHEMA)
-                except UnsupportedSchema:
-                    continue
-                cls._fast_encoder = encoder
-                cls.encode = _struct_encode(encoder)
+                    break
+                setattr(cls, attr, codec)
+                setattr(cls, method, wrap(codec))
             done.append(name)
     return sorted(done)
