@@ -100,6 +100,26 @@ class _Code:
         self.lines.append("    " * indent + line)
 
 
+def _function(code: _Code, source: str, failing: str) -> Any:
+    """The function ``source`` defines (named ``f``), with ``code``'s constants in scope.
+
+    ``struct.error`` from it (a short buffer, a value out of its type's range) is
+    raised as the ``ValueError`` aiokafka raises for the same input, saying ``failing``.
+    """
+    namespace: dict[str, Any] = dict(code.consts)
+    exec(compile(source, f"<fast_protocol {failing}>", "exec"), namespace)  # noqa: S102
+    inner = namespace["f"]
+
+    def f(*args: Any) -> Any:
+        try:
+            return inner(*args)
+        except struct.error as exc:
+            raise ValueError(f"Error {failing}: {exc}") from exc
+
+    f.source = source  # type: ignore[attr-defined]  # for a reader who wonders
+    return f
+
+
 class _Gen(_Code):
     """Generates the body of a decoder: reads values from ``buf`` at ``pos``."""
 
@@ -217,19 +237,9 @@ def compile_decoder(schema: kt.Schema) -> Decoder:
     gen.emit(1, "size = len(buf)")
     out = gen.schema(schema, 1)
     gen.emit(1, f"return {out}, pos")
-    source = "def decode(buf, pos):\n" + "\n".join(gen.lines) + "\n"
-    namespace: dict[str, Any] = dict(gen.consts)
-    exec(compile(source, f"<fast_protocol {id(schema):x}>", "exec"), namespace)  # noqa: S102
-    inner: Decoder = namespace["decode"]
-
-    def decode(buf: bytes, pos: int) -> tuple[Any, int]:
-        try:
-            return inner(buf, pos)
-        except struct.error as exc:  # a short buffer, as aiokafka reports it
-            raise ValueError(f"Buffer underrun decoding a response: {exc}") from exc
-
-    decode.source = source  # type: ignore[attr-defined]  # for a reader who wonders
-    return decode
+    source = "def f(buf, pos):\n" + "\n".join(gen.lines) + "\n"
+    decoder: Decoder = _function(gen, source, "decoding a response")
+    return decoder
 
 
 class _EncGen(_Code):
@@ -300,30 +310,20 @@ def compile_encoder(schema: kt.Schema) -> Encoder:
     """
     gen = _EncGen()
     gen.schema(schema, "item", 1)
-    head = "def encode(item):\n    parts = []\n    app = parts.append\n"
+    head = "def f(item):\n    parts = []\n    app = parts.append\n"
     source = head + "\n".join(gen.lines) + "\n    return b''.join(parts)\n"
-    namespace: dict[str, Any] = dict(gen.consts)
-    exec(compile(source, f"<fast_protocol {id(schema):x}>", "exec"), namespace)  # noqa: S102
-    inner: Encoder = namespace["encode"]
-
-    def encode(item: Any) -> bytes:
-        try:
-            return inner(item)
-        except struct.error as exc:  # a value out of its type's range, as aiokafka reports it
-            raise ValueError(f"Error encoding a request: {exc}") from exc
-
-    encode.source = source  # type: ignore[attr-defined]  # for a reader who wonders
-    return encode
+    encoder: Encoder = _function(gen, source, "encoding a request")
+    return encoder
 
 
 def _struct_decode(decoder: Decoder) -> classmethod[Any, [BytesIO | bytes], Any]:
     def decode(cls: Any, data: BytesIO | bytes) -> Any:
         if isinstance(data, bytes):
             data = BytesIO(data)
-        start = data.tell()
-        raw = data.read()  # the rest of the frame: aiokafka reads a response to its end
-        values, used = decoder(raw, 0)
-        data.seek(start + used)
+        # The frame's bytes as they are (a BytesIO not written to shares them), read from
+        # where aiokafka left off after the header: no copy of a large response.
+        values, end = decoder(data.getvalue(), data.tell())
+        data.seek(end)
         return cls(*values)
 
     return classmethod(decode)

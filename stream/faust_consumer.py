@@ -442,8 +442,9 @@ def install(
     consumer is created from it when the app first needs one. Records of
     ``batch_topics`` reach their agent as :class:`RecordBatch` values of at
     most ``batch_max`` records; only an agent that expects them may subscribe.
-    ``fast_fetch_decode``: aiokafka's fetch responses decoded by generated code
-    (:mod:`stream.fast_protocol`; process-wide, and kept once installed).
+    ``fast_fetch_decode``: aiokafka's fetch requests encoded and responses decoded
+    by generated code (:mod:`stream.fast_protocol`; process-wide, and kept once
+    installed).
     """
     if fast_fetch_decode:
         fast_protocol.install()

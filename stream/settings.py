@@ -91,8 +91,8 @@ class Settings(BaseSettings):
     )
     fast_fetch_decode: bool = Field(
         True,
-        description="Decode fetch responses with generated code instead of aiokafka's"
-        " field-by-field decoding (stream/fast_protocol.py).",
+        description="Encode fetch requests and decode fetch responses with generated code"
+        " instead of aiokafka's field-by-field code (stream/fast_protocol.py).",
     )
     fetch_max_wait_ms: int = Field(
         10, ge=0, le=1500, description="Longest the broker may hold a fetch (live feed)."

@@ -1,4 +1,5 @@
-"""Generated fetch response decoders against aiokafka's own (stream.fast_protocol)."""
+"""Generated fetch request encoders and response decoders against aiokafka's own
+(stream.fast_protocol)."""
 
 from __future__ import annotations
 
