@@ -517,8 +517,33 @@ def latency(
         f" including warm-up: {run['including_warmup']};"
         f" worker CPU {run['worker_cpu_us_per_event']} us/event;"
         f" % of a core: {run['cpu_percent_of_a_core']};"
-        f" waiting for a core, % of the time: {run['waiting_for_a_core_percent_of_wall']}",
+        f" waiting for a core, % of the time: {run['waiting_for_a_core_percent_of_wall']};"
+        f" worker 0: {batch_summary(worker_metrics)}",
         flush=True,
+    )
+
+
+def batch_summary(metrics: dict[str, Any]) -> str:
+    """Worker 0's mean micro-batch and how old its oldest record was when it began,
+    from :func:`_scrape`'s means.
+
+    A batch that takes everything that arrived while the one before it ran starts about
+    one batch time after its oldest record; two or more means records waited a batch
+    longer on their way in (README, Performance).
+
+    >>> batch_summary({"mean_batch_size": 94.1, "mean_batch_s": 0.045, "mean_record_wait_s": 0.088})
+    'batches of 94.1 events, 45 ms each, oldest record 88 ms old at the start (2.0 batch times)'
+    >>> batch_summary({})
+    'no batch metrics'
+    """
+    size, wall = metrics.get("mean_batch_size"), metrics.get("mean_batch_s")
+    wait = metrics.get("mean_record_wait_s")
+    if size is None or wall is None or wait is None:
+        return "no batch metrics"
+    ratio = f" ({wait / wall:.1f} batch times)" if wall > 0 else ""
+    return (
+        f"batches of {size} events, {wall * 1000:.0f} ms each,"
+        f" oldest record {wait * 1000:.0f} ms old at the start{ratio}"
     )
 
 
