@@ -257,28 +257,33 @@ class _EncGen(_Code):
             self.schema(field, x, indent)
         elif type(field) is kt.String:
             e = self.var("e")
-            self.emit(indent, f"if {x} is None:")
-            self.pack(indent + 1, "h", ["-1"])
-            self.emit(indent, "else:")
-            self.emit(indent + 1, f"{e} = str({x}).encode({field.encoding!r})")
-            self.pack(indent + 1, "h", [f"len({e})"])
+            self.null_or_length(indent, field, x, e, f"{e} = str({x}).encode({field.encoding!r})")
             self.emit(indent + 1, f"app({e})")
         elif field is kt.Bytes:
-            self.emit(indent, f"if {x} is None:")
-            self.pack(indent + 1, "i", ["-1"])
-            self.emit(indent, "else:")
-            self.pack(indent + 1, "i", [f"len({x})"])
+            self.null_or_length(indent, field, x, x)
             self.emit(indent + 1, f"app({x})")
         elif type(field) is kt.Array:
             item = self.var("x")
-            self.emit(indent, f"if {x} is None:")
-            self.pack(indent + 1, "i", ["-1"])
-            self.emit(indent, "else:")
-            self.pack(indent + 1, "i", [f"len({x})"])
+            self.null_or_length(indent, field, x, x)
             self.emit(indent + 1, f"for {item} in {x}:")
             self.value(field.array_of, item, indent + 2)
         else:
             raise UnsupportedSchema(f"no generated encoding for {field!r}")
+
+    def null_or_length(
+        self, indent: int, field: Any, x: str, sized: str, prepare: str | None = None
+    ) -> None:
+        """Emit the length prefix of a string, bytes or array ``x``: -1 for None, else
+        (after the line ``prepare``) the length of ``sized``; the caller emits the
+        content at ``indent + 1``, in the else branch."""
+        code = _length_code(field)
+        assert code is not None
+        self.emit(indent, f"if {x} is None:")
+        self.pack(indent + 1, code, ["-1"])
+        self.emit(indent, "else:")
+        if prepare is not None:
+            self.emit(indent + 1, prepare)
+        self.pack(indent + 1, code, [f"len({sized})"])
 
     def schema(self, schema: kt.Schema, x: str, indent: int) -> None:
         fields = list(schema.fields)
