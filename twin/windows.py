@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["SLOTS", "SLOT_S", "VitalWindow", "WindowStats"]
 
@@ -37,19 +38,34 @@ class WindowStats:
 
 
 class VitalWindow:
-    """Buckets of one vital, sorted by slot, in one flat ``array('i')``.
+    """Buckets of one vital, sorted by slot: the newest in a short list, the
+    others in one flat ``array('i')``.
 
-    Change ``data`` only through :meth:`add`: it also drops the encoded form
-    that :meth:`to_ints` keeps between changes.
+    Almost every reading of a live feed lands in the newest bucket, so it is
+    kept apart (``_last``, five ints): adding a reading there changes five
+    list items, and encoding it re-encodes that bucket only, behind the kept
+    encoding of the others (``_prefix``). ``data`` (all buckets, flat) is
+    built when asked for; change the window only through :meth:`add`.
     """
 
-    __slots__ = ("_ints", "data")
+    __slots__ = ("_closed", "_ints", "_last", "_prefix")
 
     def __init__(self, data: array[int] | None = None) -> None:
-        self.data: array[int] = data if data is not None else array("i")
-        # to_ints() until the next add(): a twin is encoded after every event,
-        # and most events leave most of its windows as they were.
+        self._closed: array[int] = array("i")
+        self._last: list[int] | None = None
+        if data:
+            self._closed = data[:-_W]
+            self._last = list(data[-_W:])
+        # to_ints() until the next add(): a twin is encoded after every event.
         self._ints: list[int] | None = None
+        # The encoding of the older buckets (``_closed``), until they change.
+        self._prefix: list[int] | None = None
+
+    @property
+    def data(self) -> array[int]:
+        """All buckets, oldest first: slot, n, sum, min, max (hundredths) each."""
+        last = self._last
+        return self._closed + array("i", last) if last is not None else array("i")
 
     def add(self, at: float, value: float) -> None:
         """Add a reading; readings 6 h or more before the newest are ignored.
@@ -62,23 +78,38 @@ class VitalWindow:
         """
         v = round(value * 100)
         slot = int(at // SLOT_S)
-        d = self.data
-        if not d or slot > d[-_W]:
-            # A new newest bucket, appended (PhysioNet's hourly vitals start one
-            # nearly every time): 27 % less a reading than the insertion below.
+        last = self._last
+        if last is not None and slot == last[0]:  # a live feed's usual case
             self._ints = None
-            d += array("i", (slot, 1, v, v, v))  # all or nothing, unlike extend(tuple)
+            last[1] += 1
+            last[2] += v
+            if v < last[3]:
+                last[3] = v
+            elif v > last[4]:
+                last[4] = v
+            return
+        if last is None or slot > last[0]:
+            # A new newest bucket (PhysioNet's hourly vitals start one nearly every time).
+            self._ints = None
+            self._last = [slot, 1, v, v, v]
+            if last is None:
+                return
+            self._prefix = None
+            d = self._closed
+            d += array("i", last)
             oldest = slot - SLOTS
             if d[0] <= oldest:
                 cut = _W
-                while d[cut] <= oldest:
+                end = len(d)
+                while cut < end and d[cut] <= oldest:
                     cut += _W
                 del d[:cut]
             return
-        newest = d[-_W]
-        if slot <= newest - SLOTS:
+        if slot <= last[0] - SLOTS:
             return
-        self._ints = None
+        # An older bucket (a reading out of order).
+        self._ints = self._prefix = None
+        d = self._closed
         for i in range(len(d) - _W, -1, -_W):
             s = d[i]
             if s == slot:
@@ -94,18 +125,19 @@ class VitalWindow:
                 return
         d[0:0] = array("i", (slot, 1, v, v, v))
 
-    def _buckets(self, span_s: float) -> list[tuple[int, int, int, int, int]]:
-        d = self.data
+    @staticmethod
+    def _buckets(d: array[int], span_s: float) -> list[tuple[int, int, int, int, int]]:
         first = d[-_W] - int(span_s // SLOT_S) + 1
         rows = [tuple(d[i : i + _W]) for i in range(0, len(d), _W)]
         return [r for r in rows if r[0] >= first]  # type: ignore[misc]
 
     def stats(self, span_s: float) -> WindowStats | None:
         """Stats over the buckets within ``span_s`` of the newest slot (20-min grain)."""
-        if not self.data:
+        d = self.data
+        if not d:
             return None
-        sel = self._buckets(span_s)
-        newest = self.data[-_W]
+        sel = self._buckets(d, span_s)
+        newest = d[-_W]
         n = sum(r[1] for r in sel)
         total = sum(r[2] for r in sel)
         slope = None
@@ -136,22 +168,24 @@ class VitalWindow:
         out = self._ints
         if out is not None:
             return out
-        d = self.data
-        if not d:
+        last = self._last
+        if last is None:
             out = self._ints = []
             return out
-        prev = d[0]
-        out = [prev]
-        for i in range(0, len(d), _W):
-            slot = d[i]
-            n = d[i + 1]
-            total = d[i + 2]
-            if n > 1:
-                floor_mean = total // n
-                out += (slot - prev, n, total, floor_mean - d[i + 3], d[i + 4] - floor_mean)
-            else:
-                out += (slot - prev, n, total)
-            prev = slot
+        closed = self._closed
+        prefix = self._prefix
+        if prefix is None:
+            prefix = self._prefix = _encode(closed)
+        slot, n, total = last[0], last[1], last[2]
+        if closed:
+            head, delta = prefix, slot - closed[-_W]
+        else:
+            head, delta = [slot], 0
+        if n > 1:
+            floor_mean = total // n
+            out = [*head, delta, n, total, floor_mean - last[3], last[4] - floor_mean]
+        else:
+            out = [*head, delta, n, total]
         self._ints = out
         return out
 
@@ -170,25 +204,47 @@ class VitalWindow:
         >>> v.to_ints() == w.to_ints(), v == w
         (True, True)
         """
-        # ``data`` is unpacked on first use (see __getattr__): a twin is decoded
+        # The buckets are unpacked on first use (see __getattr__): a twin is decoded
         # with all its windows, and most are encoded again, as ``flat``, before
         # any reading changes them.
         window = cls.__new__(cls)
         window._ints = flat
+        window._prefix = None
         return window
 
-    def __getattr__(self, name: str) -> array[int]:
-        # Called only for an unset slot: ``data`` of a window from from_ints.
-        if name != "data" or self._ints is None:
+    def __getattr__(self, name: str) -> Any:
+        # Called only for an unset slot: the buckets of a window from from_ints.
+        if name not in ("_closed", "_last") or self._ints is None:
             raise AttributeError(name)
-        self.data = data = _unpack(self._ints)
-        return data
+        data = _unpack(self._ints)
+        self._closed = data[:-_W]
+        self._last = list(data[-_W:]) if data else None
+        return getattr(self, name)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, VitalWindow) and self.data == other.data
 
     def __repr__(self) -> str:
         return f"VitalWindow({len(self.data) // _W} buckets)"
+
+
+def _encode(d: array[int]) -> list[int]:
+    """The flat form of :meth:`VitalWindow.to_ints` of the buckets ``d``."""
+    if not d:
+        return []
+    prev = d[0]
+    out = [prev]
+    for i in range(0, len(d), _W):
+        slot = d[i]
+        n = d[i + 1]
+        total = d[i + 2]
+        if n > 1:
+            floor_mean = total // n
+            out += (slot - prev, n, total, floor_mean - d[i + 3], d[i + 4] - floor_mean)
+        else:
+            out += (slot - prev, n, total)
+        prev = slot
+    return out
 
 
 def _unpack(flat: list[int]) -> array[int]:

@@ -54,6 +54,8 @@ _VALUES = (struct.Struct("<"), struct.Struct("<d"), struct.Struct("<dd"), struct
 _STEP = struct.Struct("<ddHd")
 # Phase 3 (how every forecaster that has seen three steps is stored) in one go.
 _LEARNING = struct.Struct("<B" + _VALUES[3].format[1:] + _STEP.format[1:])
+# Phases 1 and 2 (the first minutes of a twin) in one go too.
+_EARLY = tuple(struct.Struct("<B" + _VALUES[p].format[1:] + _STEP.format[1:]) for p in (1, 2))
 _MAX_COUNT = 0xFFFF
 
 
@@ -270,10 +272,16 @@ class VitalForecaster:
                 self._interval,
             )
             return
-        out += _PHASE.pack(phase)
-        out += _VALUES[phase].pack(*(self._first0, self._first1)[:phase])
-        if phase:
-            out += _STEP.pack(self._step_at, self._sum, self._count, self._interval)
+        if phase == 1:
+            out += _EARLY[0].pack(
+                1, self._first0, self._step_at, self._sum, self._count, self._interval
+            )
+        elif phase == 2:
+            out += _EARLY[1].pack(
+                2, self._first0, self._first1, self._step_at, self._sum, self._count, self._interval
+            )
+        else:
+            out += _PHASE.pack(phase)
 
     @staticmethod
     def skip(buf: bytes | memoryview, offset: int) -> int:
