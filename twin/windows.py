@@ -24,6 +24,7 @@ __all__ = ["SLOTS", "SLOT_S", "VitalWindow", "WindowStats"]
 SLOT_S = 1200
 SLOTS = 18
 _W = 5  # ints per bucket: slot, n, sum, min, max
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1  # what an array("i") item holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +81,12 @@ class VitalWindow:
         slot = int(at // SLOT_S)
         last = self._last
         if last is not None and slot == last[0]:  # a live feed's usual case
+            total = last[2] + v
+            if not _INT_MIN <= total <= _INT_MAX:  # as the array of older buckets would
+                raise OverflowError(f"window sum {total} does not fit a signed 32-bit int")
             self._ints = None
             last[1] += 1
-            last[2] += v
+            last[2] = total
             if v < last[3]:
                 last[3] = v
             elif v > last[4]:
@@ -90,11 +94,14 @@ class VitalWindow:
             return
         if last is None or slot > last[0]:
             # A new newest bucket (PhysioNet's hourly vitals start one nearly every time).
+            bucket = array("i", (slot, 1, v, v, v))  # OverflowError as the older buckets'
+            # The window's encoding so far, if kept, is that of the buckets before
+            # this one: the older buckets' encoding from now on.
+            encoded = self._ints
             self._ints = None
-            self._last = [slot, 1, v, v, v]
+            self._last = bucket.tolist()
             if last is None:
                 return
-            self._prefix = None
             d = self._closed
             d += array("i", last)
             oldest = slot - SLOTS
@@ -104,6 +111,9 @@ class VitalWindow:
                 while cut < end and d[cut] <= oldest:
                     cut += _W
                 del d[:cut]
+                if encoded is not None:
+                    encoded = _drop_first(encoded, cut // _W, d[0]) if d else None
+            self._prefix = encoded
             return
         if slot <= last[0] - SLOTS:
             return
@@ -226,6 +236,23 @@ class VitalWindow:
 
     def __repr__(self) -> str:
         return f"VitalWindow({len(self.data) // _W} buckets)"
+
+
+def _drop_first(flat: list[int], count: int, first_slot: int) -> list[int]:
+    """The flat form of :meth:`VitalWindow.to_ints` without its ``count`` oldest
+    buckets, whose next bucket is at ``first_slot``.
+
+    >>> w = VitalWindow()
+    >>> for t, v in [(0, 70.5), (60, 71.0), (2400, 80.0), (9000, 36.9)]:
+    ...     w.add(t, v)
+    >>> flat = w.to_ints()
+    >>> _drop_first(flat, 1, 2) == VitalWindow(w.data[_W:]).to_ints()
+    True
+    """
+    i = 1  # where the oldest bucket's slot distance is
+    for _ in range(count):
+        i += 5 if flat[i + 1] > 1 else 3
+    return [first_slot, 0, *flat[i + 1 :]]
 
 
 def _encode(d: array[int]) -> list[int]:

@@ -489,6 +489,19 @@ def test_a_window_encoded_between_readings_matches_one_built_from_its_buckets(
         assert decoded == window
 
 
+def test_a_window_refuses_what_its_32_bit_buckets_cannot_hold_and_stays_as_it_was() -> None:
+    from twin.windows import VitalWindow
+
+    window = VitalWindow()
+    with pytest.raises(OverflowError):
+        window.add(0.0, 3e7)  # 3e9 hundredths: past 2**31 - 1
+    window.add(0.0, 2e7)
+    before = window.to_ints()
+    with pytest.raises(OverflowError):
+        window.add(1.0, 2e7)  # the bucket's sum would not fit
+    assert window.to_ints() == before and window.data[:3].tolist() == [0, 1, 2_000_000_000]
+
+
 @given(st.text(max_size=300))
 def test_event_fingerprints_are_6_byte_blake2b_digests(event_id: str) -> None:
     import hashlib
