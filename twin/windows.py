@@ -183,13 +183,13 @@ class VitalWindow:
             out = self._ints = []
             return out
         closed = self._closed
-        prefix = self._prefix
-        if prefix is None:
-            prefix = self._prefix = _encode(closed)
         slot, n, total = last[0], last[1], last[2]
         if closed:
-            head, delta = prefix, slot - closed[-_W]
-        else:
+            head = self._prefix
+            if head is None:
+                head = self._prefix = _encode(closed)
+            delta = slot - closed[-_W]
+        else:  # a window's first 20 minutes: no older buckets, no prefix kept
             head, delta = [slot], 0
         if n > 1:
             floor_mean = total // n
