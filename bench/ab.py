@@ -37,7 +37,11 @@ from bench.env import (
 )
 from bench.run import DEFAULT_DATA, SIZES
 
-__all__ = ["main", "order"]
+__all__ = ["FIRST_EVENTS", "main", "order"]
+
+FIRST_EVENTS = 100_000
+"""Each run's rate over the input's first events is printed too (the naive peer's
+ratio, ``bench.phases``, is also taken over the first 100,000)."""
 
 
 def order(labels: list[str], rounds: int) -> list[str]:
@@ -117,11 +121,18 @@ def main(argv: list[str] | None = None) -> int:
             phase = Phase("main", extra_env=_tree_env(trees[label]))
             run = run_workers(children, phase, f"ab{i}", n, size["tw_timeout"])
             cpu = run.cpu_s.get("worker0", 0.0) * 1e6 / max(run.consumed, 1)
+            # Over the input's first events too: the naive peer's ratio is also taken there.
+            first = round(run.eps_until(FIRST_EVENTS))
             runs.append(
                 {"tree": label, "eps": round(run.eps), "cpu_us_per_event": round(cpu, 1)}
-                | {"complete": run.complete, "mean_batch": run.mean_batch}
+                | {"first_events_eps": first, "complete": run.complete}
+                | {"mean_batch": run.mean_batch}
             )
-            print(f"  {label}: {run.eps:,.0f} ev/s, worker {cpu:.1f} us/event", flush=True)
+            print(
+                f"  {label}: {run.eps:,.0f} ev/s (first {FIRST_EVENTS:,} events {first:,}/s), "
+                f"worker {cpu:.1f} us/event",
+                flush=True,
+            )
             clean_up(RUN_ID, topics=False)  # this run's twins: the next starts from nothing
         res["runs"] = runs
         res["summary"] = _summary(list(trees), runs)
