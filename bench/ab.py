@@ -11,8 +11,8 @@ each tree on it in turn, in the order A B B A for each round (A B C C B A for
 three), each with a fresh consumer group and key prefix. A tree is any checkout (``git worktree add
 /tmp/old <commit>``): its worker runs with ``PYTHONPATH`` set to it (and
 ``PYTHONSAFEPATH``, checked before anything runs), the packages coming from
-this virtualenv. Prints each run's events per second and
-the worker's CPU per event, the mean of each tree, and each tree's mean rate
+this virtualenv. Prints each run's events per second (over the whole input and
+its first 100,000 events) and the worker's CPU per event, the mean of each tree, and each tree's mean rate
 over the first tree's, overall and by round; writes ``results/runs/ab-<mode>.json``.
 """
 
