@@ -12,8 +12,9 @@ three), each with a fresh consumer group and key prefix. A tree is any checkout 
 /tmp/old <commit>``): its worker runs with ``PYTHONPATH`` set to it (and
 ``PYTHONSAFEPATH``, checked before anything runs), the packages coming from
 this virtualenv. Prints each run's events per second (over the whole input and
-its first 100,000 events) and the worker's CPU per event, the mean of each tree, and each tree's mean rate
-over the first tree's, overall and by round; writes ``results/runs/ab-<mode>.json``.
+its first 100,000 events) and the worker's CPU per event, the mean of each tree,
+and each tree's mean rate over the first tree's, overall and by round; writes
+``results/runs/ab-<mode>.json``.
 """
 
 from __future__ import annotations
