@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import aiokafka
@@ -13,6 +14,29 @@ import faust
 import pytest
 
 from stream.faust_consumer import Resumed, TwinConsumer, TwinTransport, install
+
+
+@pytest.fixture(autouse=True)
+def _close_thread_loops(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Close the event loops a test made and left unstarted.
+
+    A Faust consumer builds its thread's loop (mode's ``ServiceThread``) when it is
+    built, and closes it only when the thread stops; these tests never start it, and
+    the loop's sockets would warn as unclosed at a later test's ``gc.collect()``.
+    """
+    made: list[asyncio.AbstractEventLoop] = []
+    new_event_loop = asyncio.new_event_loop
+
+    def tracked() -> asyncio.AbstractEventLoop:
+        loop = new_event_loop()
+        made.append(loop)
+        return loop
+
+    monkeypatch.setattr(asyncio, "new_event_loop", tracked)
+    yield
+    for loop in made:
+        if not loop.is_running() and not loop.is_closed():
+            loop.close()
 
 
 @pytest.fixture
