@@ -419,18 +419,20 @@ def test_event_seconds_are_the_timestamps_pydantic_gives(naive: datetime, offset
     assert _seconds(when.astimezone(UTC)) == when.timestamp()
 
 
-@settings(max_examples=500)
-@given(
-    st.lists(
-        st.tuples(
-            st.integers(min_value=-30, max_value=30).map(lambda slot: slot * 1200.0)
-            | st.floats(min_value=-36_000, max_value=36_000),
-            st.floats(min_value=0, max_value=300),
-        ),
-        min_size=1,
-        max_size=40,
-    )
+# Readings (time, value) of one vital, out of order, over +-10 h: slot edges and between.
+WINDOW_READINGS = st.lists(
+    st.tuples(
+        st.integers(min_value=-30, max_value=30).map(lambda slot: slot * 1200.0)
+        | st.floats(min_value=-36_000, max_value=36_000),
+        st.floats(min_value=0, max_value=300),
+    ),
+    min_size=1,
+    max_size=40,
 )
+
+
+@settings(max_examples=500)
+@given(WINDOW_READINGS)
 def test_windows_hold_the_buckets_of_the_last_18_slots_whatever_the_order(
     readings: list[tuple[float, float]],
 ) -> None:
@@ -455,18 +457,7 @@ def test_windows_hold_the_buckets_of_the_last_18_slots_whatever_the_order(
     assert window.data == array("i", [x for slot in sorted(buckets) for x in buckets[slot]])
 
 
-@given(
-    readings=st.lists(
-        st.tuples(
-            st.integers(min_value=-30, max_value=30).map(lambda slot: slot * 1200.0)
-            | st.floats(min_value=-36_000, max_value=36_000),
-            st.floats(min_value=0, max_value=300),
-        ),
-        min_size=1,
-        max_size=40,
-    ),
-    decode_after=st.integers(min_value=0, max_value=40),
-)
+@given(readings=WINDOW_READINGS, decode_after=st.integers(min_value=0, max_value=40))
 def test_a_window_encoded_between_readings_matches_one_built_from_its_buckets(
     readings: list[tuple[float, float]], decode_after: int
 ) -> None:
