@@ -191,11 +191,7 @@ class VitalWindow:
             delta = slot - closed[-_W]
         else:  # a window's first 20 minutes: no older buckets, no prefix kept
             head, delta = [slot], 0
-        if n > 1:
-            floor_mean = total // n
-            out = [*head, delta, n, total, floor_mean - last[3], last[4] - floor_mean]
-        else:
-            out = [*head, delta, n, total]
+        out = [*head, *_bucket_ints(delta, n, total, last[3], last[4])]
         self._ints = out
         return out
 
@@ -263,15 +259,23 @@ def _encode(d: array[int]) -> list[int]:
     out = [prev]
     for i in range(0, len(d), _W):
         slot = d[i]
-        n = d[i + 1]
-        total = d[i + 2]
-        if n > 1:
-            floor_mean = total // n
-            out += (slot - prev, n, total, floor_mean - d[i + 3], d[i + 4] - floor_mean)
-        else:
-            out += (slot - prev, n, total)
+        out += _bucket_ints(slot - prev, d[i + 1], d[i + 2], d[i + 3], d[i + 4])
         prev = slot
     return out
+
+
+def _bucket_ints(delta: int, n: int, total: int, low: int, high: int) -> tuple[int, ...]:
+    """One bucket of the flat form: its slot's distance from the previous bucket, its
+    count and sum, and (when it holds more than one reading) the distances of its
+    minimum and maximum from its floor mean.
+
+    >>> _bucket_ints(3, 1, 7050, 7050, 7050), _bucket_ints(0, 2, 14150, 7050, 7100)
+    ((3, 1, 7050), (0, 2, 14150, 25, 25))
+    """
+    if n > 1:
+        floor_mean = total // n
+        return (delta, n, total, floor_mean - low, high - floor_mean)
+    return (delta, n, total)
 
 
 def _unpack(flat: list[int]) -> array[int]:
