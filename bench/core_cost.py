@@ -154,6 +154,14 @@ def replay(
     return core, encoding, decoding
 
 
+def digest(data_dir: Path, stays: int, patients: int, hours: float, batch: int = 1000) -> str:
+    """The digest ``main`` prints, of one replay of that mix: every alert, every
+    score and every encoded twin (the same with the core compiled or not)."""
+    h = hashlib.sha256()
+    replay(events(data_dir, stays, patients, hours), batch, h)
+    return h.hexdigest()[:16]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="physionet2012 folder")
@@ -188,9 +196,9 @@ def main() -> None:
     # a worker's transient messages are (full collections would walk them all).
     gc.collect()
     gc.freeze()
-    digest = hashlib.sha256()
-    replay(evs, args.batch, digest)
-    print(f"digest {digest.hexdigest()[:16]}")
+    h = hashlib.sha256()
+    replay(evs, args.batch, h)
+    print(f"digest {h.hexdigest()[:16]}")
     if args.profile:
         profiler = cProfile.Profile()
         profiler.enable()

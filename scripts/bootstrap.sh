@@ -19,6 +19,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q -c constraints.txt -e ".[test,replay]"
   echo "$want" > "$stamp"
 fi
+# The twin core compiled with mypyc into build/native (twin/_native.py): under a
+# minute, only when twin/ changed since the last build. Where it cannot be built
+# (no C compiler), the core runs interpreted: the same results, a third more CPU.
+.venv/bin/python scripts/build_native.py || echo "bootstrap: the twin core runs interpreted"
 # Debian's Chromium drives the dashboard's browser test (Playwright cannot
 # download its own browser here): installed for the tests only
 # (TWIN_BOOTSTRAP_BROWSER=1, set by `make test`); skipped where apt is absent.

@@ -20,6 +20,7 @@ from stream.produce import PartitionCache, send_keyed
 from stream.settings import FAUST_DATADIR, Settings, get_settings
 from stream.store import TwinStore, open_store
 from stream.updater import TwinUpdater
+from twin import _native
 
 __all__ = ["FaustSink", "Runtime", "app", "create_app", "runtime"]
 
@@ -113,6 +114,8 @@ class Runtime:
                 self.settings.redis_password_value(),
             )
             self._updater = TwinUpdater(self.settings, self._store, FaustSink(self.app))
+            core = "compiled (mypyc)" if _native.ACTIVE else f"interpreted ({_native.REASON})"
+            log.info("twin core: %s", core)
         return self._updater
 
     def revoked(self, partitions: set[int]) -> None:

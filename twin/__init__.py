@@ -2,3 +2,8 @@
 
 No I/O: imports schemas and river, never faust, aiokafka, redis or asyncio.
 """
+
+from twin import _native
+
+# The compiled core (mypyc), when it is built and matches these sources: twin/_native.py.
+__path__ = _native.extend_path(__path__, "twin")

@@ -87,10 +87,10 @@ class CodecError(ValueError):
 
 
 @overload
-def whole_as_int(x: float) -> float: ...
+def whole_as_int(x: float) -> int | float: ...
 @overload
 def whole_as_int(x: None) -> None: ...
-def whole_as_int(x: float | None) -> float | None:
+def whole_as_int(x: float | None) -> int | float | None:
     """Whole numbers as ints: smaller on the wire, equal in value (the codec stores
     every time and number so; ``twin.apply`` keeps the NEWS2 history so).
 

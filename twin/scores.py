@@ -22,7 +22,9 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from twin.frozen import by_fields
 
 __all__ = [
     "MEWS_PARAMETERS",
@@ -124,6 +126,9 @@ class News2Result:
     response: str
     monitoring_interval_minutes: int
 
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return by_fields(self)  # compiled, frozen: see twin/frozen.py
+
 
 @dataclass(frozen=True, slots=True)
 class QsofaResult:
@@ -139,6 +144,9 @@ class QsofaResult:
     partial: bool
     positive: bool
 
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return by_fields(self)  # compiled, frozen: see twin/frozen.py
+
 
 @dataclass(frozen=True, slots=True)
 class MewsResult:
@@ -148,6 +156,9 @@ class MewsResult:
     subscores: dict[str, int]
     missing: tuple[str, ...]
     partial: bool
+
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return by_fields(self)  # compiled, frozen: see twin/frozen.py
 
 
 def _rounded(name: str, value: float, quantum: Decimal) -> Decimal | int:

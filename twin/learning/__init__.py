@@ -9,6 +9,11 @@ Per partition: :class:`~twin.learning.anomaly.PopulationAnomalyModel` and
 
 from __future__ import annotations
 
+from twin import _native
+
+__path__ = _native.extend_path(__path__, "twin.learning")
+
+# The submodules below, compiled or not (twin/_native.py).
 from twin.learning.anomaly import PopulationAnomalyModel
 from twin.learning.baseline import BaselineParams, BaselineReading, PersonalBaseline
 from twin.learning.codec import LearningConfig, PatientModels, VitalModels, VitalSignals

@@ -29,8 +29,9 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
+from twin.frozen import by_fields
 from twin.learning.errors import LearnedStateError
 
 __all__ = ["BaselineParams", "BaselineReading", "PersonalBaseline", "ReadingFields"]
@@ -58,6 +59,9 @@ class BaselineParams:
         if self.warmup < 2 or self.deviation_n < 1:
             raise ValueError("warmup must be >= 2 and deviation_n >= 1")
 
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return by_fields(self)  # compiled, frozen: see twin/frozen.py
+
 
 @dataclass(frozen=True, slots=True)
 class BaselineReading:
@@ -73,6 +77,9 @@ class BaselineReading:
     deviating: bool
     mean: float
     std: float
+
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return by_fields(self)  # compiled, frozen: see twin/frozen.py
 
 
 ReadingFields = tuple[float | None, bool, bool, bool, float, float]

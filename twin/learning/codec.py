@@ -32,8 +32,9 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import NamedTuple, Self
+from typing import Any, NamedTuple, Self
 
+from twin.frozen import by_fields
 from twin.learning.baseline import BaselineParams, PersonalBaseline
 from twin.learning.drift import DriftParams, SustainedChange, SustainedChangeDetector
 from twin.learning.errors import LearnedStateError, UnsupportedLearnedStateVersion
@@ -86,6 +87,9 @@ class LearningConfig:
         if params is None:
             raise KeyError(f"unknown vital {vital!r}; expected one of {', '.join(VITAL_NAMES)}")
         return params
+
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return by_fields(self)  # compiled, frozen: see twin/frozen.py
 
 
 DEFAULT_CONFIG = LearningConfig()

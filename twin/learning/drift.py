@@ -32,8 +32,9 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
+from twin.frozen import by_fields
 from twin.learning.errors import LearnedStateError
 
 __all__ = ["Direction", "DriftParams", "SustainedChange", "SustainedChangeDetector"]
@@ -72,6 +73,9 @@ class DriftParams:
         if not (self.scale > 0 and 0 <= self.delta < self.clip < self.threshold):
             raise ValueError("expected scale > 0 and 0 <= delta < clip < threshold")
 
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return by_fields(self)  # compiled, frozen: see twin/frozen.py
+
 
 @dataclass(frozen=True, slots=True)
 class SustainedChange:
@@ -83,6 +87,9 @@ class SustainedChange:
     previous_level: float
     onset_at: float
     confirmed_at: float
+
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return by_fields(self)  # compiled, frozen: see twin/frozen.py
 
 
 class _PageHinkley:
@@ -112,7 +119,7 @@ class _PageHinkley:
         self.sum_increase = 0.0
         self.sum_decrease = 0.0
         self.min_increase = math.inf
-        self.max_decrease: float = -1  # an int in river too; packed as a float
+        self.max_decrease: float = -1.0  # river's int -1, as the annotated float
 
 
 class SustainedChangeDetector:

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self, TypedDict, cast
 
+from twin.frozen import by_fields
 from twin.learning.errors import LearnedStateError
 
 __all__ = [
@@ -77,6 +78,9 @@ class ForecastParams:
             raise ValueError("alpha and beta must be in (0, 1]")
         if not 0 < self.min_step_s < self.max_gap_s:
             raise ValueError("expected 0 < min_step_s < max_gap_s")
+
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return by_fields(self)  # compiled, frozen: see twin/frozen.py
 
 
 def _mean2(a: float, b: float) -> float:

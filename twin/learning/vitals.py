@@ -16,6 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
+
+from twin.frozen import by_fields
 
 __all__ = ["VITALS", "VITAL_NAMES", "VitalSpec", "vital_spec"]
 
@@ -38,6 +41,9 @@ class VitalSpec:
         100.0
         """
         return min(max(value, self.low), self.high)
+
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return by_fields(self)  # compiled, frozen: see twin/frozen.py
 
 
 VITALS: Mapping[str, VitalSpec] = MappingProxyType(
