@@ -522,16 +522,49 @@ def _answers(name: str, port: int) -> bool:
     return _kafka_answers(port) if name == "kafka" else _redis_answers(port)
 
 
+STARTUP_CAP_S = 900.0
+"""Longest a start-up may take while the service keeps writing its log (see _wait_ready)."""
+
+
+def _log_sizes(logs: tuple[Path, ...]) -> tuple[int, ...]:
+    sizes = []
+    for log in logs:
+        try:
+            sizes.append(log.stat().st_size)
+        except OSError:
+            sizes.append(-1)
+    return tuple(sizes)
+
+
 def _wait_ready(name: str, pid: int, port: int, timeout: float, logs: tuple[Path, ...]) -> None:
-    if _wait_for(lambda: not _alive(pid) or _answers(name, port), timeout, interval=0.5):
-        if _alive(pid):
-            return
-        pid_file(name).unlink(missing_ok=True)
-        raise ServiceError(f"{name} exited during start-up; fix the cause in:\n{_tail(logs)}")
-    raise ServiceError(
-        f"{name} (pid {pid}) did not answer on {HOST}:{port} within {timeout:.0f}s;"
-        f" run `twinstream services down` and read the logs:\n{_tail(logs)}"
-    )
+    """Wait until ``name`` answers; fail after ``timeout`` seconds without an answer
+    or a new log line, or after :data:`STARTUP_CAP_S` in all.
+
+    A broker restarted after a crash first recovers every partition's log: with
+    the ~10,000 partitions a test session leaves, 58 s on this machine when idle
+    and over 90 s under load, all of it logged (``Log loaded for partition``).
+    """
+    began = time.monotonic()
+    sizes = _log_sizes(logs)
+    deadline = began + timeout
+    while not _wait_for(
+        lambda: not _alive(pid) or _answers(name, port), min(5.0, timeout), interval=0.5
+    ):
+        now = time.monotonic()
+        latest = _log_sizes(logs)
+        if latest != sizes:  # still starting up, and saying so
+            sizes = latest
+            deadline = min(now + timeout, began + STARTUP_CAP_S)
+        if now >= deadline:
+            raise ServiceError(
+                f"{name} (pid {pid}) did not answer on {HOST}:{port} after {now - began:.0f}s"
+                f" ({timeout:.0f}s without a new log line, or {STARTUP_CAP_S:.0f}s in all);"
+                f" run `twinstream services down` and read the logs:\n{_tail(logs)}"
+            )
+    if _alive(pid):
+        return
+    pid_file(name).unlink(missing_ok=True)
+    raise ServiceError(f"{name} exited during start-up; fix the cause in:\n{_tail(logs)}")
 
 
 # --- kafka --------------------------------------------------------------------------------

@@ -91,6 +91,9 @@ async def test_redis_sigstop_20s(fault_run: FaultRun, local_services: Services) 
     assert not verdict.problems, verdict.problems
 
 
+# The broker's restart recovers every partition's log first: over 90 s here once, with
+# the ~10,000 partitions the session's tests leave (stream.services._wait_ready).
+@pytest.mark.timeout(600)
 async def test_kafka_sigkill_and_restart(fault_run: FaultRun, local_services: Services) -> None:
     run = fault_run
     feed = build_feed(run.settings, patients=200, events_per_patient=11, seed=64)
