@@ -818,3 +818,20 @@ def test_patient_encoding_is_reused_only_until_models_are_handed_out() -> None:
     assert fresh.encode() == third
     fresh.models("heart_rate").baseline.learn(120.0)
     assert fresh.encode() != third
+
+
+def test_a_vitals_models_survive_pickle() -> None:
+    """bench/naive_peer.py pickles twins with their models, compiled core or not."""
+    models = PatientModels()
+    for i in range(30):
+        models.observe("heart_rate", 72.0 + i % 5, at=300.0 * i)
+    original = models.models("heart_rate")
+    copied = pickle.loads(pickle.dumps(original))
+    packed = []
+    for m in (original, copied):
+        out = bytearray()
+        m.baseline.pack_into(out)
+        m.drift.pack_into(out)
+        m.forecaster.pack_into(out)
+        packed.append(bytes(out))
+    assert len(packed[0]) > 40 and packed[0] == packed[1]

@@ -140,6 +140,11 @@ class VitalModels:
         self.drift = drift
         self.forecaster = forecaster
 
+    def __reduce__(self) -> tuple[type[VitalModels], tuple[Any, ...]]:
+        # Compiled (twin/_native.py), pickle would rebuild it without arguments;
+        # bench/naive_peer.py pickles whole twins with their models.
+        return VitalModels, (self.baseline, self.drift, self.forecaster)
+
 
 class PatientModels:
     """Everything one patient's twin has learned, per vital.
