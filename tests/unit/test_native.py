@@ -45,7 +45,7 @@ def test_compiled_and_interpreted_cores_give_the_same_bytes() -> None:
     interpreted (a child process with TWIN_PURE_PYTHON=1)."""
     _compiled_or_skip()
     code = (
-        "import sys; from pathlib import Path; from bench.core_cost import digest; "
+        "from pathlib import Path; from bench.core_cost import digest; "
         "from twin import _native; assert not _native.ACTIVE, _native.REASON; "
         f"print(digest(Path({str(_MIX[0])!r}), *{_MIX[1:]!r}))"
     )

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,16 +29,31 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def _sleeper(seconds: float) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({seconds})"])
+@pytest.fixture
+def sleeper() -> Iterator[Callable[[float], subprocess.Popen[bytes]]]:
+    """Processes standing in for a starting service, killed after the test."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(seconds: float) -> subprocess.Popen[bytes]:
+        procs.append(
+            subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({seconds})"])
+        )
+        return procs[-1]
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
 
 
-def test_a_start_up_that_keeps_logging_is_waited_for(state: Path) -> None:
+def test_a_start_up_that_keeps_logging_is_waited_for(
+    state: Path, sleeper: Callable[[float], subprocess.Popen[bytes]]
+) -> None:
     """Silent for longer than ``timeout`` it would fail; logging, it is waited for
     until it ends (here: the process exits, which is reported as such)."""
     log = state / "server.log"
     log.write_text("")
-    proc = _sleeper(3.5)
+    proc = sleeper(3.5)
     stop = threading.Event()
 
     def logging() -> None:
@@ -53,20 +69,16 @@ def test_a_start_up_that_keeps_logging_is_waited_for(state: Path) -> None:
             svc._wait_ready("redis", proc.pid, _free_port(), 1.0, (log,))
     finally:
         stop.set()
-        proc.kill()
-        proc.wait()
     assert time.monotonic() - began >= 3.0
 
 
-def test_a_silent_start_up_fails_after_the_timeout(state: Path) -> None:
+def test_a_silent_start_up_fails_after_the_timeout(
+    state: Path, sleeper: Callable[[float], subprocess.Popen[bytes]]
+) -> None:
     log = state / "server.log"
     log.write_text("starting\n")
-    proc = _sleeper(30)
+    proc = sleeper(30)
     began = time.monotonic()
-    try:
-        with pytest.raises(svc.ServiceError, match="did not answer"):
-            svc._wait_ready("redis", proc.pid, _free_port(), 1.0, (log,))
-    finally:
-        proc.kill()
-        proc.wait()
+    with pytest.raises(svc.ServiceError, match="did not answer"):
+        svc._wait_ready("redis", proc.pid, _free_port(), 1.0, (log,))
     assert time.monotonic() - began < 10
