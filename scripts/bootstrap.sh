@@ -19,6 +19,17 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q -c constraints.txt -e ".[test,replay]"
   echo "$want" > "$stamp"
 fi
+# mypyc needs a C compiler and the interpreter's headers: from apt when missing
+# (Debian's python3 keeps them in python3-dev; a pyenv or python.org build has them).
+py_include=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+if { ! command -v cc >/dev/null 2>&1 || [ ! -f "$py_include/Python.h" ]; } \
+    && command -v apt-get >/dev/null 2>&1; then
+  echo "bootstrap: installing gcc and python3-dev (to compile the twin core)"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq gcc python3-dev >/dev/null 2>&1 \
+    || echo "bootstrap: gcc or python3-dev not installed"
+fi
 # The twin core compiled with mypyc into build/native (twin/_native.py): under a
 # minute, only when twin/ changed since the last build. Where it cannot be built
 # (no C compiler), the core runs interpreted: the same results, a third more CPU.
