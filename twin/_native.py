@@ -12,8 +12,8 @@ runs it interpreted anyway.
 The compiled modules are the same code: the tests run against them, and
 ``tests/unit/test_native.py`` replays one feed through both and compares every
 encoded twin and alert byte for byte. On the latency feed of ``bench/`` they take
-a third less CPU per event (``bench.live_cost``). Not compiled: ``twin.windows``
-(mypyc stopped on an internal error), the packages' ``__init__`` and this module.
+a third less CPU per event (``bench.live_cost``). Not compiled: the packages'
+``__init__`` and this module.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ COMPILED = (
     "twin/learned.py",
     "twin/scores.py",
     "twin/state.py",
+    "twin/windows.py",
     "twin/learning/baseline.py",
     "twin/learning/codec.py",
     "twin/learning/drift.py",

@@ -19,6 +19,8 @@ from array import array
 from dataclasses import dataclass
 from typing import Any
 
+from twin.frozen import by_fields
+
 __all__ = ["SLOTS", "SLOT_S", "VitalWindow", "WindowStats"]
 
 SLOT_S = 1200
@@ -37,6 +39,9 @@ class WindowStats:
     max: float
     slope_per_h: float | None
 
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return by_fields(self)  # compiled, frozen: see twin/frozen.py
+
 
 class VitalWindow:
     """Buckets of one vital, sorted by slot: the newest in a short list, the
@@ -47,9 +52,13 @@ class VitalWindow:
     list items, and encoding it re-encodes that bucket only, behind the kept
     encoding of the others (``_prefix``). ``data`` (all buckets, flat) is
     built when asked for; change the window only through :meth:`add`.
+
+    A window from :meth:`from_ints` keeps its buckets packed (``_packed``)
+    until they are first needed: a twin is decoded with all its windows, and
+    most are encoded again, as they came, before any reading changes them.
     """
 
-    __slots__ = ("_closed", "_ints", "_last", "_prefix")
+    __slots__ = ("_closed", "_ints", "_last", "_packed", "_prefix")
 
     def __init__(self, data: array[int] | None = None) -> None:
         self._closed: array[int] = array("i")
@@ -61,10 +70,22 @@ class VitalWindow:
         self._ints: list[int] | None = None
         # The encoding of the older buckets (``_closed``), until they change.
         self._prefix: list[int] | None = None
+        # The flat form the buckets are still to be unpacked from (from_ints).
+        self._packed: list[int] | None = None
+
+    def _unpack_buckets(self) -> None:
+        flat = self._packed
+        if flat is not None:
+            self._packed = None
+            data = _unpack(flat)
+            self._closed = data[:-_W]
+            self._last = list(data[-_W:]) if data else None
 
     @property
     def data(self) -> array[int]:
         """All buckets, oldest first: slot, n, sum, min, max (hundredths) each."""
+        if self._packed is not None:
+            self._unpack_buckets()
         last = self._last
         return self._closed + array("i", last) if last is not None else array("i")
 
@@ -79,6 +100,8 @@ class VitalWindow:
         """
         v = round(value * 100)
         slot = int(at // SLOT_S)
+        if self._packed is not None:
+            self._unpack_buckets()
         last = self._last
         if last is not None and slot == last[0]:  # a live feed's usual case
             total = last[2] + v
@@ -178,6 +201,8 @@ class VitalWindow:
         out = self._ints
         if out is not None:
             return out
+        if self._packed is not None:
+            self._unpack_buckets()
         last = self._last
         if last is None:
             out = self._ints = []
@@ -210,28 +235,24 @@ class VitalWindow:
         >>> v.to_ints() == w.to_ints(), v == w
         (True, True)
         """
-        # The buckets are unpacked on first use (see __getattr__): a twin is decoded
-        # with all its windows, and most are encoded again, as ``flat``, before
-        # any reading changes them.
-        window = cls.__new__(cls)
-        window._ints = flat
-        window._prefix = None
+        window = cls()
+        window._ints = window._packed = flat  # unpacked when first needed
         return window
 
-    def __getattr__(self, name: str) -> Any:
-        # Called only for an unset slot: the buckets of a window from from_ints.
-        if name not in ("_closed", "_last") or self._ints is None:
-            raise AttributeError(name)
-        data = _unpack(self._ints)
-        self._closed = data[:-_W]
-        self._last = list(data[-_W:]) if data else None
-        return getattr(self, name)
+    def __reduce__(self) -> tuple[Any, tuple[list[int]]]:
+        # Pickled and deep-copied as its flat form (``TwinState.copy``): a compiled
+        # class has no instance ``__dict__`` for pickle's default to restore.
+        return _from_ints, (list(self.to_ints()),)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, VitalWindow) and self.data == other.data
 
     def __repr__(self) -> str:
         return f"VitalWindow({len(self.data) // _W} buckets)"
+
+
+def _from_ints(flat: list[int]) -> VitalWindow:
+    return VitalWindow.from_ints(flat)
 
 
 def _drop_first(flat: list[int], count: int, first_slot: int) -> list[int]:
