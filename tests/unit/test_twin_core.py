@@ -957,3 +957,24 @@ def test_wearable_batches_set_latest_as_reading_by_reading(
                 if (value := getattr(r, name)) is not None:
                     _set_latest(reference, f"wearable.{name}", value, at, "wearable")
         assert list(state.latest.items()) == list(reference.latest.items())
+
+
+def test_window_pickles_and_copies_packed_or_unpacked() -> None:
+    """A window read back by the codec keeps its buckets packed until first needed;
+    pickled or deep-copied (``TwinState.copy``) in either state it is the same window,
+    and the copy changes apart from the original."""
+    import copy
+    import pickle
+
+    from twin.windows import VitalWindow
+
+    w = VitalWindow()
+    for t, v in [(0, 70.5), (60, 71.0), (2400, 80.0), (9000, 36.9)]:
+        w.add(t, v)
+    packed = VitalWindow.from_ints(w.to_ints())
+    for original in (packed, w):
+        for clone in (copy.deepcopy(original), pickle.loads(pickle.dumps(original))):
+            assert clone == w and clone.to_ints() == w.to_ints()
+            assert clone.stats(3 * 3600.0) == w.stats(3 * 3600.0)
+            clone.add(9060, 40.0)
+            assert clone != w and original == w
