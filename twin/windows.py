@@ -73,19 +73,17 @@ class VitalWindow:
         # The flat form the buckets are still to be unpacked from (from_ints).
         self._packed: list[int] | None = None
 
-    def _unpack_buckets(self) -> None:
-        flat = self._packed
-        if flat is not None:
-            self._packed = None
-            data = _unpack(flat)
-            self._closed = data[:-_W]
-            self._last = list(data[-_W:]) if data else None
+    def _unpack_buckets(self, flat: list[int]) -> None:
+        self._packed = None
+        data = _unpack(flat)
+        self._closed = data[:-_W]
+        self._last = list(data[-_W:]) if data else None
 
     @property
     def data(self) -> array[int]:
         """All buckets, oldest first: slot, n, sum, min, max (hundredths) each."""
         if self._packed is not None:
-            self._unpack_buckets()
+            self._unpack_buckets(self._packed)
         last = self._last
         return self._closed + array("i", last) if last is not None else array("i")
 
@@ -101,7 +99,7 @@ class VitalWindow:
         v = round(value * 100)
         slot = int(at // SLOT_S)
         if self._packed is not None:
-            self._unpack_buckets()
+            self._unpack_buckets(self._packed)
         last = self._last
         if last is not None and slot == last[0]:  # a live feed's usual case
             total = last[2] + v
@@ -202,7 +200,7 @@ class VitalWindow:
         if out is not None:
             return out
         if self._packed is not None:
-            self._unpack_buckets()
+            self._unpack_buckets(self._packed)
         last = self._last
         if last is None:
             out = self._ints = []
@@ -241,18 +239,15 @@ class VitalWindow:
 
     def __reduce__(self) -> tuple[Any, tuple[list[int]]]:
         # Pickled and deep-copied as its flat form (``TwinState.copy``): a compiled
-        # class has no instance ``__dict__`` for pickle's default to restore.
-        return _from_ints, (list(self.to_ints()),)
+        # class has no instance ``__dict__`` for pickle's default to restore. The
+        # flat form is never changed in place, so a copy may share it.
+        return VitalWindow.from_ints, (self.to_ints(),)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, VitalWindow) and self.data == other.data
 
     def __repr__(self) -> str:
         return f"VitalWindow({len(self.data) // _W} buckets)"
-
-
-def _from_ints(flat: list[int]) -> VitalWindow:
-    return VitalWindow.from_ints(flat)
 
 
 def _drop_first(flat: list[int], count: int, first_slot: int) -> list[int]:
